@@ -1,0 +1,1 @@
+"""Accuracy metrics through well-kept libraries: detection mAP (pycocotools) and MOT metrics (TrackEval, py-motmetrics)."""

@@ -1,0 +1,123 @@
+"""The two values that flow through the pipeline: a captured Frame and a set of Detections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image.
+
+    image: HxWx3 uint8, BGR (OpenCV's order).
+    index: 0-based position in the source (for files, the frame number; for live sources, the count of
+        frames delivered, so gaps from dropped frames show as jumps in `source_index`, not here).
+    timestamp_s: capture time on the `time.monotonic()` clock for live sources; the media time
+        (index / fps) for files, image folders and synthetic sources.
+    source_index: the frame's index as the source numbered it (includes frames dropped before delivery).
+    name: a file name for image folders (used for COCO image ids), else "".
+    """
+
+    image: npt.NDArray[np.uint8]
+    index: int
+    timestamp_s: float
+    source_index: int = -1
+    name: str = ""
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+def _f32(a: Any, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32).reshape(shape))
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Parallel arrays, one row per detection.
+
+    xyxy: (N, 4) float32, frame pixels, x1 y1 x2 y2.
+    confidence: (N,) float32 in [0, 1].
+    class_id: (N,) int32.
+    track_id: (N,) int32, -1 where the detection belongs to no track.
+
+    Indexing (bool mask, int array, slice) returns a new Detections; the arrays are never shared with the
+    input in a way that lets one change the other.
+    """
+
+    xyxy: npt.NDArray[np.float32]
+    confidence: npt.NDArray[np.float32]
+    class_id: npt.NDArray[np.int32]
+    track_id: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    def __post_init__(self) -> None:
+        n = int(np.asarray(self.xyxy).reshape(-1, 4).shape[0])
+        object.__setattr__(self, "xyxy", _f32(self.xyxy, (n, 4)))
+        object.__setattr__(self, "confidence", _f32(self.confidence, (n,)))
+        object.__setattr__(self, "class_id", np.asarray(self.class_id, dtype=np.int32).reshape(n))
+        tid = np.asarray(self.track_id, dtype=np.int32)
+        if tid.size == 0 and n > 0:
+            tid = np.full(n, -1, np.int32)
+        object.__setattr__(self, "track_id", tid.reshape(n))
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index: Any) -> Detections:
+        if isinstance(index, (int, np.integer)):
+            index = slice(int(index), int(index) + 1 if int(index) != -1 else None)
+        return Detections(
+            self.xyxy[index].copy(),
+            self.confidence[index].copy(),
+            self.class_id[index].copy(),
+            self.track_id[index].copy(),
+        )
+
+    @property
+    def xywh(self) -> npt.NDArray[np.float32]:
+        """(N, 4) top-left x, y, width, height in frame pixels (MOTChallenge and COCO convention)."""
+        out = self.xyxy.copy()
+        out[:, 2:] -= out[:, :2]
+        return out
+
+    def with_track_ids(self, track_id: npt.ArrayLike) -> Detections:
+        return Detections(self.xyxy, self.confidence, self.class_id, np.asarray(track_id, np.int32))
+
+    @staticmethod
+    def concatenate(parts: list[Detections]) -> Detections:
+        if not parts:
+            return Detections.empty()
+        return Detections(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+            np.concatenate([p.track_id for p in parts]),
+        )
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the pipeline hands each sink for one frame.
+
+    detections: in frame pixels; `track_id` set when tracking is on (-1 otherwise).
+    detector_ran: False on track-only frames (boxes are the tracker's predictions).
+    fps: achieved frames per second over the recent window (0.0 until known).
+    stage_ms: per-stage latency of this frame in milliseconds (names: capture, preprocess, infer, postprocess,
+        track, ...).
+    """
+
+    frame: Frame
+    detections: Detections
+    detector_ran: bool = True
+    fps: float = 0.0
+    stage_ms: Mapping[str, float] = field(default_factory=dict)
