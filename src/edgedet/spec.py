@@ -59,7 +59,9 @@ class ModelSpec:
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:
-            raise DataError(f"{where}: not valid JSON ({exc}); re-export the model with `edgedet convert`") from exc
+            raise DataError(
+                f"{where}: not valid JSON ({exc}); re-export the model with `edgedet convert`"
+            ) from exc
         if not isinstance(d, dict):
             raise DataError(f"{where}: expected a JSON object; re-export the model with `edgedet convert`")
         d.pop("version", None)
@@ -74,7 +76,9 @@ class ModelSpec:
                 d["class_names"] = tuple(str(n) for n in d["class_names"])
             spec = cls(**d)
         except (TypeError, ValueError) as exc:
-            raise DataError(f"{where}: bad field value ({exc}); re-export the model with `edgedet convert`") from exc
+            raise DataError(
+                f"{where}: bad field value ({exc}); re-export the model with `edgedet convert`"
+            ) from exc
         spec.validate(where)
         return spec
 
@@ -84,9 +88,13 @@ class ModelSpec:
                 f"{where}: unknown output format {self.output_format!r}; use one of {', '.join(OUTPUT_FORMATS)}"
             )
         if self.precision not in PRECISIONS:
-            raise DataError(f"{where}: unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+            raise DataError(
+                f"{where}: unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}"
+            )
         if self.layout != "NCHW":
-            raise DataError(f"{where}: layout {self.layout!r} is not supported; export the model with NCHW input")
+            raise DataError(
+                f"{where}: layout {self.layout!r} is not supported; export the model with NCHW input"
+            )
         if self.color not in ("RGB", "BGR"):
             raise DataError(f"{where}: colour {self.color!r} must be RGB or BGR")
         h, w = self.input_hw
@@ -135,7 +143,9 @@ def read_names_file(path: str) -> tuple[str, ...]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise DataError(f"cannot read class names file {path}: {exc.strerror}; pass a text file, one name per line") from exc
+        raise DataError(
+            f"cannot read class names file {path}: {exc.strerror}; pass a text file, one name per line"
+        ) from exc
     if p.suffix in (".yaml", ".yml"):
         import yaml
 
@@ -209,7 +219,9 @@ def spec_from_metadata(
         except ValueError:
             stride = 32
     if len(input_shape) != 4:
-        raise ModelError(f"{where}: input {input_name!r} has shape {list(input_shape)}; expected [B, 3, H, W]")
+        raise ModelError(
+            f"{where}: input {input_name!r} has shape {list(input_shape)}; expected [B, 3, H, W]"
+        )
     h, w = input_shape[2], input_shape[3]
     if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
         input_hw = (h, w)

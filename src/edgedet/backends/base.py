@@ -1,0 +1,70 @@
+"""The Backend contract shared by ONNX Runtime and TensorRT."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+
+from edgedet.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """How to run a model.
+
+    backend: registry name ("onnxruntime", "tensorrt").
+    device: "cpu", "cuda", "tensorrt" (ONNX Runtime execution provider choice; TensorRT ignores it).
+    threads: intra-op threads for CPU inference (0 = library default).
+    output_format / class_names: override what the model's metadata says (for plain ONNX files).
+    """
+
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threads: int = 0
+    output_format: str | None = None
+    class_names: tuple[str, ...] | None = None
+
+
+class Backend(ABC):
+    """A loaded model. Use as a context manager; `infer` is the only verb.
+
+    `infer(tensor)` takes a (B, 3, H, W) float32 array laid out as `spec` says and returns the raw outputs in
+    the model's output order. The returned arrays may be buffers the backend reuses on the next call: copy
+    what you keep.
+    """
+
+    spec: ModelSpec
+    model_path: Path
+
+    def __init__(self, model_path: Path, config: BackendConfig | None = None) -> None:
+        self.model_path = Path(model_path)
+        self.config = config or BackendConfig()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def infer(self, tensor: npt.NDArray[np.float32]) -> Sequence[npt.NDArray[np.floating]]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def output_shapes(self) -> list[tuple[int | str | None, ...]]:
+        """Output shapes as the model declares them (symbolic dims as strings or None)."""
+
+    @property
+    def description(self) -> str:
+        return f"{type(self).__name__}({self.model_path.name})"

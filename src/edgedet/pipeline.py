@@ -1,0 +1,383 @@
+"""The runtime loop, and the only module that wires stages together.
+
+    Source --Frame--> Preprocessor --tensor, Letterbox--> Backend --raw--> Postprocessor --Detections-->
+        tracker.update (detect frames) | tracker.predict (skipped frames) --Detections + track ids--> sinks
+
+The Scheduler decides, per frame, whether the detector runs, from measured frame times.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgedet.backends import Backend, BackendConfig, open_backend
+from edgedet.config import RunConfig
+from edgedet.errors import ConfigError
+from edgedet.profiling import LatencyStats, StageTimer
+from edgedet.scheduler import Scheduler, make_scheduler
+from edgedet.types import Detections, Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+
+class _Tracker(Protocol):
+    def update(self, dets: Detections, timestamp_s: float) -> Detections: ...
+    def predict(self, timestamp_s: float) -> Detections: ...
+
+
+class _Stop(Exception):
+    """Raised by the signal handler while the loop waits for a frame, so a stalled source cannot block exit."""
+
+
+@dataclass
+class RunSummary:
+    """What happened in a run; the CLI prints it, `as_dict()` feeds --json."""
+
+    frames: int = 0
+    wall_s: float = 0.0
+    detector_runs: int = 0
+    track_only_frames: int = 0
+    dropped_frames: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    stopped_by: str = "end of source"
+    latency: dict[str, LatencyStats] = field(default_factory=dict)
+    lost_outputs: dict[str, int] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "wall_s": round(self.wall_s, 3),
+            "fps": round(self.fps, 2),
+            "detector_runs": self.detector_runs,
+            "track_only_frames": self.track_only_frames,
+            "dropped_frames": self.dropped_frames,
+            "reconnects": self.reconnects,
+            "stalls": self.stalls,
+            "stopped_by": self.stopped_by,
+            "latency_ms": {k: v.as_dict() for k, v in self.latency.items()},
+            "lost_outputs": dict(self.lost_outputs),
+            "outputs": list(self.outputs),
+        }
+
+    def format(self) -> str:
+        frame = self.latency.get("frame")
+        lines = [
+            f"frames {self.frames} in {self.wall_s:.1f} s = {self.fps:.1f} FPS  "
+            f"(detector runs {self.detector_runs}, track-only {self.track_only_frames}, dropped {self.dropped_frames}"
+            + (f", reconnects {self.reconnects}" if self.reconnects else "")
+            + f"; stopped by {self.stopped_by})",
+        ]
+        if frame is not None:
+            lines.append(f"frame latency p50 {frame.p50_ms:.1f} ms, p99 {frame.p99_ms:.1f} ms")
+        stages = [
+            f"{k} {v.p50_ms:.2f}/{v.p99_ms:.2f}"
+            for k, v in self.latency.items()
+            if k in ("capture", "preprocess", "infer", "postprocess", "track", "sinks", "age")
+        ]
+        if stages:
+            lines.append("stages p50/p99 ms: " + ", ".join(stages))
+        lost = {k: v for k, v in self.lost_outputs.items() if v}
+        if lost:
+            lines.append(
+                "NOT RECORDED (write errors): " + ", ".join(f"{k} lost {v} frames" for k, v in lost.items())
+            )
+        for out in self.outputs:
+            lines.append(f"wrote {out}")
+        return "\n".join(lines)
+
+
+class Pipeline:
+    """Runs the loop over already-built stages. Use `build_pipeline(RunConfig)` to build one from options."""
+
+    def __init__(
+        self,
+        source: Any,
+        backend: Backend,
+        preprocess: Any,
+        postprocess: Any,
+        sinks: Sequence[Any],
+        tracker: _Tracker | None = None,
+        scheduler: Scheduler | None = None,
+        classes: Sequence[int] | None = None,
+        max_frames: int | None = None,
+    ) -> None:
+        self.source = source
+        self.backend = backend
+        self.preprocess = preprocess
+        self.postprocess = postprocess
+        self.sinks = list(sinks)
+        self.tracker = tracker
+        self.scheduler = scheduler or make_scheduler()
+        if tracker is None and self.scheduler.interval != 1:
+            raise ConfigError(
+                "skipping detector runs needs the tracker: turn tracking on or use --detect-every 1"
+            )
+        self.classes = np.asarray(sorted(classes), np.int32) if classes else None
+        self.max_frames = max_frames
+        self.timer = StageTimer()
+        self._stop_reason: str | None = None
+        self._waiting_for_frame = False
+
+    def request_stop(self, reason: str = "request") -> None:
+        """Ask the loop to finish after the current frame (thread-safe: it only sets a value)."""
+        self._stop_reason = reason
+
+    # --- the loop -------------------------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        summary = RunSummary()
+        restore = self._install_signal_handlers()
+        t_start = time.perf_counter()
+        try:
+            with self.backend:
+                self._loop(summary)
+        except _Stop:
+            pass
+        finally:
+            summary.wall_s = time.perf_counter() - t_start
+            if self._stop_reason is not None:
+                summary.stopped_by = self._stop_reason
+            self._close_all(summary)
+            restore()
+        summary.latency = self.timer.stats()
+        return summary
+
+    def _frames(self) -> Iterator[Frame]:
+        it = iter(self.source)
+        while True:
+            self._waiting_for_frame = True
+            try:
+                if self._stop_reason is not None:
+                    return
+                frame = next(it, None)
+            finally:
+                self._waiting_for_frame = False
+            if frame is None:
+                return
+            yield frame
+
+    def _loop(self, summary: RunSummary) -> None:
+        timer = self.timer
+        is_live = bool(getattr(self.source, "is_live", False))
+        fps_ema = 0.0
+        t_prev_done: int | None = None
+        t_wait = time.perf_counter_ns()
+        for frame in self._frames():
+            t0 = time.perf_counter_ns()
+            timer.add("capture", (t0 - t_wait) / 1e6)
+            detect = self.scheduler.should_detect(frame.timestamp_s)
+            stage_ms: dict[str, float] = {}
+            if detect:
+                dets = self._detect(frame, stage_ms)
+                summary.detector_runs += 1
+            else:
+                t = time.perf_counter_ns()
+                assert self.tracker is not None  # guaranteed by __init__
+                dets = self.tracker.predict(frame.timestamp_s)
+                stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
+                summary.track_only_frames += 1
+            t = time.perf_counter_ns()
+            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms)
+            for sink in self.sinks:
+                sink.write(result)
+            t_done = time.perf_counter_ns()
+            stage_ms["sinks"] = (t_done - t) / 1e6
+            for name, ms in stage_ms.items():
+                timer.add(name, ms)
+            frame_ms = (t_done - t0) / 1e6
+            timer.add("frame", frame_ms)
+            if is_live:
+                timer.add("age", (time.monotonic() - frame.timestamp_s) * 1e3)
+            # Files: decoding is work the frame rate pays for; live: waiting for the camera is idle time.
+            self.scheduler.record(detect, frame_ms if is_live else frame_ms + (t0 - t_wait) / 1e6)
+            if t_prev_done is not None:
+                inst = 1e9 / max(t_done - t_prev_done, 1)
+                fps_ema = inst if fps_ema == 0.0 else 0.9 * fps_ema + 0.1 * inst
+            t_prev_done = t_done
+            summary.frames += 1
+            if self.max_frames is not None and summary.frames >= self.max_frames:
+                self._stop_reason = self._stop_reason or "max frames"
+            if any(getattr(s, "stop_requested", False) for s in self.sinks):
+                self._stop_reason = self._stop_reason or "window closed"
+            t_wait = time.perf_counter_ns()
+
+    def _detect(self, frame: Frame, stage_ms: dict[str, float]) -> Detections:
+        t = time.perf_counter_ns()
+        tensor, letterbox = self.preprocess(frame.image)
+        t1 = time.perf_counter_ns()
+        outputs = self.backend.infer(tensor)
+        t2 = time.perf_counter_ns()
+        dets = self.postprocess(outputs, letterbox)
+        if self.classes is not None:
+            dets = dets[np.isin(dets.class_id, self.classes)]
+        t3 = time.perf_counter_ns()
+        stage_ms["preprocess"] = (t1 - t) / 1e6
+        stage_ms["infer"] = (t2 - t1) / 1e6
+        stage_ms["postprocess"] = (t3 - t2) / 1e6
+        if self.tracker is not None:
+            dets = self.tracker.update(dets, frame.timestamp_s)
+            stage_ms["track"] = (time.perf_counter_ns() - t3) / 1e6
+        return dets
+
+    # --- shutdown -------------------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            if self._stop_reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl-C: stop now (outputs are still closed in `finally`)
+            self._stop_reason = name
+            if self._waiting_for_frame:
+                raise _Stop()
+
+        for s in previous:
+            signal.signal(s, handler)
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
+
+    def _close_all(self, summary: RunSummary) -> None:
+        stats = getattr(self.source, "stats", None)
+        if callable(stats):
+            st = stats()
+            summary.dropped_frames = int(getattr(st, "dropped", 0))
+            summary.reconnects = int(getattr(st, "reconnects", 0))
+            summary.stalls = int(getattr(st, "stalls", 0))
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # one bad sink must not stop the others from finishing their files
+                log.warning("closing %s failed: %s", type(sink).__name__, exc)
+            name = type(sink).__name__
+            summary.lost_outputs[name] = int(getattr(sink, "lost_frames", 0))
+            path = getattr(sink, "path", None)
+            if path is not None:
+                summary.outputs.append(str(path))
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()
+
+
+# --- building from options ----------------------------------------------------------------------------------
+
+
+def resolve_model(config: RunConfig) -> Path:
+    if config.model is not None:
+        return Path(config.model).expanduser()
+    from edgedet import demo  # the bundled demo model
+
+    return demo.model_path()
+
+
+def build_pipeline(config: RunConfig) -> Pipeline:
+    """Open every stage named by `config` (model, source, sinks) and return the loop, not yet started.
+
+    Cheap checks run first (options, output paths, model file), so a bad flag fails before a camera opens.
+    """
+    from edgedet.postprocess import PostprocessConfig, Postprocessor
+    from edgedet.preprocess import Preprocessor
+    from edgedet.sinks import SinkConfig, open_sinks
+    from edgedet.sources import SourceConfig, open_source
+    from edgedet.spec import read_names_file
+
+    config.validate()
+    scheduler = make_scheduler(config.detect_every, config.target_fps, config.max_interval)
+    names = read_names_file(config.names) if config.names else None
+    backend = open_backend(
+        resolve_model(config),
+        BackendConfig(
+            backend=config.backend,
+            device=config.device,
+            threads=config.threads,
+            output_format=config.format,
+            class_names=names,
+        ),
+    )
+    spec = backend.spec
+    post = Postprocessor(
+        spec,
+        PostprocessConfig(
+            conf_threshold=config.conf,
+            iou_threshold=config.iou,
+            agnostic=config.agnostic,
+            max_det=config.max_det,
+        ),
+    )
+    tracker = build_tracker(config) if config.track else None
+    source = open_source(
+        config.source,
+        SourceConfig(
+            realtime=config.realtime,
+            loop=config.loop,
+            width=config.width,
+            height=config.height,
+            fps=config.fps,
+            stall_timeout_s=config.stall_timeout_s,
+            give_up_s=config.give_up_s,
+            max_frames=config.max_frames,
+        ),
+    )
+    try:
+        sinks = open_sinks(
+            SinkConfig(
+                show=config.show,
+                save_video=config.save_video,
+                save_mot=config.save_mot,
+                save_json=config.save_json,
+                save_coco=config.save_coco,
+                class_names=spec.class_names,
+            ),
+            source_fps=getattr(source, "fps", None),
+        )
+    except BaseException:
+        source.close()
+        raise
+    return Pipeline(
+        source,
+        backend,
+        Preprocessor(spec),
+        post,
+        sinks,
+        tracker=tracker,
+        scheduler=scheduler,
+        classes=config.classes,
+        max_frames=config.max_frames,
+    )
+
+
+def build_tracker(config: RunConfig) -> Any:
+    from dataclasses import replace
+
+    from edgedet.tracking import SortTracker, TrackerConfig
+
+    overrides: dict[str, Any] = {
+        "max_age_s": config.track_max_age_s,
+        "min_hits": config.track_min_hits,
+        "iou_threshold": config.track_iou,
+        "second_association": config.second_association,
+    }
+    tcfg = replace(TrackerConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    return SortTracker(tcfg)

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.conftest import shared_path
+from tests.helpers.tiny_models import constant_model, yolov5_raw
+
+from edgedet.backends import BackendConfig, backend_class, open_backend
+from edgedet.errors import ConfigError, ModelError
+from edgedet.spec import SPEC_KEY, ModelSpec
+
+
+def _yolov5_outputs(nc: int = 3) -> list[np.ndarray]:
+    return [yolov5_raw(np.array([[32, 32, 10, 20]]), np.array([0.9]), np.eye(nc)[[1]] * 0.8)]
+
+
+def test_runs_a_model_and_returns_its_outputs(tmp_path):
+    outs = _yolov5_outputs()
+    path = constant_model(
+        tmp_path / "m.onnx", outs, metadata={"names": "{0: 'car', 1: 'truck', 2: 'person'}"}
+    )
+    with open_backend(path) as be:
+        got = be.infer(np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32))
+        assert be.spec.class_names == ("car", "truck", "person")
+        assert be.spec.output_format == "yolov5"
+        assert be.spec.input_hw == (64, 64)
+    np.testing.assert_array_equal(got[0], outs[0])
+
+
+@pytest.mark.parametrize(
+    ("shape", "fmt"),
+    [((1, 64, 8), "yolov5"), ((1, 7, 64), "yolov8"), ((1, 10, 6), "end2end")],
+)
+def test_format_inferred_from_output_shape(tmp_path, shape, fmt):
+    path = constant_model(tmp_path / "m.onnx", [np.zeros(shape, np.float32)])
+    with open_backend(path) as be:
+        assert be.spec.output_format == fmt
+        if fmt != "end2end":
+            assert be.spec.class_names == ("class0", "class1", "class2")
+
+
+def test_edgedet_spec_metadata_wins(tmp_path):
+    spec = ModelSpec(input_hw=(64, 64), output_format="yolov5", class_names=("a", "b", "c"), precision="int8")
+    path = constant_model(
+        tmp_path / "m.onnx", _yolov5_outputs(), metadata={SPEC_KEY: spec.to_json(), "names": "['x']"}
+    )
+    with open_backend(path) as be:
+        assert be.spec.class_names == ("a", "b", "c")
+        assert be.spec.precision == "int8"
+
+
+def test_overrides_format_and_names(tmp_path):
+    path = constant_model(tmp_path / "m.onnx", [np.zeros((1, 7, 64), np.float32)])
+    with open_backend(path, BackendConfig(class_names=("p", "q", "r"))) as be:
+        assert be.spec.class_names == ("p", "q", "r")
+    with pytest.raises(ModelError, match="outputs 3 classes but 2 class names"):
+        open_backend(path, BackendConfig(class_names=("p", "q")))
+    narrow = constant_model(tmp_path / "n.onnx", [np.zeros((1, 64, 5), np.float32)])
+    with pytest.raises(ModelError, match="too narrow for yolov5"):
+        open_backend(narrow, BackendConfig(output_format="yolov5"))
+    with pytest.raises(ModelError, match="do not fit the end2end"):
+        open_backend(path, BackendConfig(output_format="end2end"))
+
+
+@pytest.mark.parametrize(
+    ("write", "match"),
+    [
+        (None, "model file not found"),
+        (b"", "not a usable ONNX model|not a readable ONNX model"),
+        (b"\x08\x07garbage-not-onnx" * 10, "not a readable ONNX model|not a usable ONNX model"),
+    ],
+)
+def test_missing_or_corrupt_model_is_one_clear_error(tmp_path, write, match):
+    path = tmp_path / "m.onnx"
+    if write is not None:
+        path.write_bytes(write)
+    with pytest.raises(ModelError, match=match):
+        open_backend(path)
+
+
+def test_truncated_model_is_refused(tmp_path):
+    path = constant_model(tmp_path / "m.onnx", _yolov5_outputs())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError):
+        open_backend(path)
+
+
+def test_unknown_output_layout(tmp_path):
+    path = constant_model(tmp_path / "m.onnx", [np.zeros((1, 64), np.float32), np.zeros((1, 2), np.float32)])
+    with pytest.raises(ModelError, match=r"\[1, 64\]"):
+        open_backend(path)
+
+
+def test_unknown_backend_and_device(tmp_path):
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        backend_class("openvino")
+    path = constant_model(tmp_path / "m.onnx", _yolov5_outputs())
+    with pytest.raises(Exception, match="cpu"):
+        open_backend(path, BackendConfig(device="npu"))
+
+
+def test_weights_listed_as_inputs_are_dropped(tmp_path):
+    import onnx
+    from onnx import helper
+
+    path = constant_model(tmp_path / "m.onnx", _yolov5_outputs())
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        model.graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    onnx.save(model, str(path))
+    with open_backend(path) as be:
+        assert be.infer(np.zeros((1, 3, 64, 64), np.float32))[0].shape == (1, 64, 8)
+
+
+def test_reference_yolov5_export_metadata():
+    path = shared_path("models", "reference_onnx", "yolov5n_320.onnx")
+    with open_backend(path, BackendConfig(threads=1)) as be:
+        assert be.spec.output_format == "yolov5"
+        assert be.spec.input_hw == (320, 320)
+        assert len(be.spec.class_names) == 80 and be.spec.class_names[0] == "person"
+        out = be.infer(np.full((1, 3, 320, 320), 0.5, np.float32))
+        assert out[0].shape == (1, 6300, 85)
