@@ -349,6 +349,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
                 save_json=config.save_json,
                 save_coco=config.save_coco,
                 class_names=spec.class_names,
+                tracking=config.track,
             ),
             source_fps=getattr(source, "fps", None),
         )
