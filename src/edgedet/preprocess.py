@@ -1,0 +1,89 @@
+"""Frame -> model input tensor: letterbox (or stretch), BGR->RGB, HWC->NCHW, scale, float32.
+
+The result equals, bit for bit, what Ultralytics/YOLOv5 feed their models: `cv2.resize(INTER_LINEAR)` to the
+rounded size, `copyMakeBorder` with the pad value and their pad rounding (`Letterbox.fit`), channel swap,
+`float32(pixel) / 255`. It gets there with less work: the resize writes into a preallocated scratch image of
+the resized size only, `cv2.split` + `cv2.LUT` (a 256-entry float32 table = pixel * scale) write each channel
+straight into its plane of the output tensor, and the padding, which is the same on every frame of a given
+size, is written once when the frame size changes.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edgedet.boxes import Letterbox
+from edgedet.spec import ModelSpec
+
+__all__ = ["Preprocessor"]
+
+
+class Preprocessor:
+    """Turns BGR frames into the input tensor `spec` describes.
+
+    `__call__(image_bgr)`: image HxWx3 uint8 BGR (any size) -> (tensor, letterbox). tensor: (1, 3, H, W)
+    float32 for (H, W) = spec.input_hw, channels in spec.color order, values pixel * spec.scale (pad pixels
+    spec.pad_value * spec.scale). letterbox: the geometry, for `Letterbox.to_frame` on the model's boxes.
+
+    The tensor is ONE buffer owned by this Preprocessor and overwritten by the next call: consume it (run
+    inference) before preprocessing the next frame, or copy it. Not thread-safe; use one per thread.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        spec.validate()
+        self.spec = spec
+        h, w = spec.input_hw
+        self._tensor = np.empty((1, 3, h, w), np.float32)
+        # pixel -> pixel * scale, computed in float64 and rounded once; equals float32(p) / float32(255) for
+        # scale 1/255 on all 256 values (tested), i.e. what torch does in YOLOv5/Ultralytics.
+        self._lut = (np.arange(256, dtype=np.float64) * spec.scale).astype(np.float32)
+        # output plane c takes input channel _src_channel[c]
+        self._src_channel = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
+        self._geometry: Letterbox | None = None
+        self._resized: npt.NDArray[np.uint8] = np.empty((0, 0, 3), np.uint8)
+        self._planes: list[npt.NDArray[np.uint8]] = []
+
+    @property
+    def tensor(self) -> npt.NDArray[np.float32]:
+        """The (1, 3, H, W) float32 buffer every call writes and returns."""
+        return self._tensor
+
+    def _set_geometry(self, lb: Letterbox) -> None:
+        rh, rw = lb.resized_hw
+        self._resized = np.empty((rh, rw, 3), np.uint8)
+        self._planes = [np.empty((rh, rw), np.uint8) for _ in range(3)]
+        # Every pixel outside the resized image is padding; writing the whole tensor once is simplest and
+        # the image region is overwritten on every call anyway.
+        self._tensor[...] = self._lut[self.spec.pad_value]
+        self._geometry = lb
+
+    def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
+        img = np.asarray(image_bgr)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(
+                f"preprocess expects an HxWx3 uint8 BGR image, got shape {img.shape} dtype {img.dtype}; "
+                "convert grey or RGBA frames with cv2.cvtColor first"
+            )
+        if not img.flags.c_contiguous:
+            img = np.ascontiguousarray(img)  # crops and flips: OpenCV wants packed rows
+        src_hw = (int(img.shape[0]), int(img.shape[1]))
+        lb = self._geometry
+        if lb is None or lb.src_hw != src_hw:
+            lb = Letterbox.fit(src_hw, self.spec.input_hw, keep_aspect=self.spec.letterbox)
+            self._set_geometry(lb)
+        rh, rw = lb.resized_hw
+        if (rh, rw) == src_hw:
+            np.copyto(self._resized, img)  # Ultralytics skips the resize at the same size
+        else:
+            cv2.resize(img, (rw, rh), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+        cv2.split(self._resized, self._planes)
+        top, left = lb.pad_top, lb.pad_left
+        for c in range(3):
+            cv2.LUT(
+                self._planes[self._src_channel[c]],
+                self._lut,
+                dst=self._tensor[0, c, top : top + rh, left : left + rw],
+            )
+        return self._tensor, lb
