@@ -12,7 +12,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from edgedet.errors import EdgedetError
@@ -83,6 +82,9 @@ def run_cmd(
     backend: Annotated[str | None, typer.Option(help="onnxruntime | tensorrt")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | tensorrt (ONNX Runtime provider)")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU inference threads (0 = library default).")] = None,
+    trt_memory: Annotated[
+        str | None, typer.Option(help="TensorRT buffers: device (copies) | mapped (zero-copy, Jetson).")
+    ] = None,
     format: Annotated[
         str | None, typer.Option("--format", help="Model head: yolov5 | yolov8 | end2end.")
     ] = None,
@@ -155,6 +157,7 @@ def run_cmd(
         backend=backend,
         device=device,
         threads=threads,
+        trt_memory=trt_memory,
         format=format,
         names=names,
         conf=conf,
@@ -246,18 +249,19 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _echo("aborted", err=True)
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
     except KeyboardInterrupt:
         _echo("interrupted", err=True)
         return 130
-    except Exception as exc:  # a bug, not bad input: say so and how to report it
+    except Exception as exc:
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # a usage error from the option parser: it prints usage and the problem
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        # a bug, not bad input: say so and how to report it
         if _state["debug"]:
             traceback.print_exc()
         else:

@@ -23,6 +23,7 @@ class RunConfig:
     backend: str = "onnxruntime"
     device: str = "cpu"
     threads: int = 0
+    trt_memory: str = "device"  # TensorRT: "device" or "mapped" (zero-copy on Jetson)
     format: str | None = None  # override the model's output format (yolov5 | yolov8 | end2end)
     names: str | None = None  # class names file for models without names in their metadata
     # detection

@@ -176,6 +176,7 @@ class Pipeline:
         timer = self.timer
         is_live = bool(getattr(self.source, "is_live", False))
         fps_ema = 0.0
+        interval_ema = 0.0
         t_prev_done: int | None = None
         t_wait = time.perf_counter_ns()
         for frame in self._frames():
@@ -207,8 +208,11 @@ class Pipeline:
             # Files: decoding is work the frame rate pays for; live: waiting for the camera is idle time.
             self.scheduler.record(detect, frame_ms if is_live else frame_ms + (t0 - t_wait) / 1e6)
             if t_prev_done is not None:
-                inst = 1e9 / max(t_done - t_prev_done, 1)
-                fps_ema = inst if fps_ema == 0.0 else 0.9 * fps_ema + 0.1 * inst
+                # Average the frame interval, not its inverse: a mean of 1/dt over mixed detect and track-only
+                # frames overstates the rate.
+                dt_ns = float(max(t_done - t_prev_done, 1))
+                interval_ema = dt_ns if interval_ema == 0.0 else 0.9 * interval_ema + 0.1 * dt_ns
+                fps_ema = 1e9 / interval_ema
             t_prev_done = t_done
             summary.frames += 1
             if self.max_frames is not None and summary.frames >= self.max_frames:
@@ -312,6 +316,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
             backend=config.backend,
             device=config.device,
             threads=config.threads,
+            trt_memory=config.trt_memory,
             output_format=config.format,
             class_names=names,
         ),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,8 @@ class BackendConfig:
     device: "cpu", "cuda", "tensorrt" (ONNX Runtime execution provider choice; TensorRT ignores it).
     threads: intra-op threads for CPU inference (0 = library default).
     output_format / class_names: override what the model's metadata says (for plain ONNX files).
+    trt_memory: TensorRT only: "device" (device buffers and async copies) or "mapped" (zero-copy pinned host
+        memory; worth it on Jetson, where CPU and GPU share DRAM).
     """
 
     backend: str = "onnxruntime"
@@ -29,6 +32,10 @@ class BackendConfig:
     threads: int = 0
     output_format: str | None = None
     class_names: tuple[str, ...] | None = None
+    trt_memory: str = "device"  # TensorRT: "device" buffers + copies, or "mapped" pinned memory (Jetson)
+
+
+B = TypeVar("B", bound="Backend")
 
 
 class Backend(ABC):
@@ -46,7 +53,7 @@ class Backend(ABC):
         self.model_path = Path(model_path)
         self.config = config or BackendConfig()
 
-    def __enter__(self) -> Backend:
+    def __enter__(self: B) -> B:
         return self
 
     def __exit__(
