@@ -1,0 +1,277 @@
+"""SORT (Bewley et al. 2016) with the Kalman step vectorised over all tracks, lifetimes in seconds,
+track-only (predict) frames, optional ByteTrack-style second association and camera-motion compensation.
+
+Configured as SORT (``TrackerConfig.sort(fps)``) it reproduces abewley/sort: the same filter, the same IoU
+association, the same confirmation rule (reported once matched ``min_hits`` times after the detection that
+started the track, or during the first ``min_hits`` detector frames), tracks reported only on frames they are
+matched, with their corrected (posterior) boxes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edgedet.errors import ConfigError
+from edgedet.tracking.assignment import associate
+from edgedet.tracking.kalman import BoxKalmanFilter, x_to_xyxy, xyxy_to_z
+from edgedet.types import Detections
+
+# Float noise in timestamps must not decide whether a track one frame old survives a one-frame max_age.
+_TIME_EPS_S = 1e-6
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """How the tracker associates, confirms, keeps and reports tracks. Times are seconds.
+
+    iou_threshold: a detection matches a track only with IoU >= this.
+    min_hits: matches after the starting detection before a track is reported.
+    max_age_s: a track unmatched for longer than this is deleted.
+    report_lost_s: confirmed tracks unmatched for up to this long are still reported, with predicted boxes
+        (0 = SORT: only tracks matched on the latest detector frame are reported).
+    keep_confirmed: once confirmed, a track stays confirmed after a miss (False = SORT, which needs min_hits
+        new consecutive matches before it reports the track again).
+    nominal_fps: the frame rate that defines one Kalman step, dt = elapsed_s * nominal_fps. None = 30 in
+        SortTracker; `track_sequence` and the pipeline set it to the source's frame rate, which makes a
+        constant-rate stream step exactly like SORT.
+    score_threshold: detections scoring below this are not used in the first association (and, with
+        second_association off, not at all). new_track_score: the score a detection needs to start a track
+        (None = score_threshold).
+    second_association: ByteTrack's second pass: detections with low_score_threshold <= score <
+        score_threshold are matched, at second_iou_threshold, to tracks the first pass left unmatched that
+        were matched on the previous detector frame; they never start tracks.
+    class_aware: only match detections and tracks of the same class_id.
+    gate_first: drop pairs under the IoU threshold before solving the assignment (False = abewley/sort,
+        which solves on raw IoU and drops them after, occasionally losing a valid match).
+    """
+
+    # Defaults tuned on the five shared MOT sequences (benchmarks/eval_mot_shared.py); SORT's in comments.
+    iou_threshold: float = 0.2  # SORT 0.3
+    min_hits: int = 2  # SORT 3
+    max_age_s: float = 2.0  # SORT 1 frame
+    report_lost_s: float = 0.1  # SORT 0
+    keep_confirmed: bool = True  # SORT False
+    nominal_fps: float | None = None
+    score_threshold: float = 0.6  # SORT 0 (uses every detection)
+    new_track_score: float | None = None
+    second_association: bool = False
+    low_score_threshold: float = 0.1
+    second_iou_threshold: float = 0.5
+    class_aware: bool = False
+    gate_first: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0.0 <= self.iou_threshold <= 1.0, "iou_threshold must be in [0, 1]"),
+            (0.0 <= self.second_iou_threshold <= 1.0, "second_iou_threshold must be in [0, 1]"),
+            (self.min_hits >= 0, "min_hits must be >= 0"),
+            (self.max_age_s >= 0 and math.isfinite(self.max_age_s), "max_age_s must be a finite number >= 0"),
+            (self.report_lost_s >= 0, "report_lost_s must be >= 0"),
+            (self.nominal_fps is None or self.nominal_fps > 0, "nominal_fps must be > 0 (or None)"),
+            (
+                not self.second_association or self.low_score_threshold <= self.score_threshold,
+                "low_score_threshold must be <= score_threshold when second_association is on",
+            ),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(f"TrackerConfig: {msg}: fix the value passed")
+
+    @classmethod
+    def sort(
+        cls, fps: float, max_age_frames: int = 1, min_hits: int = 3, iou_threshold: float = 0.3
+    ) -> TrackerConfig:
+        """abewley/sort's behaviour at a stream of `fps` frames per second (its defaults: 1, 3, 0.3)."""
+        return cls(
+            iou_threshold=iou_threshold,
+            min_hits=min_hits,
+            max_age_s=max_age_frames / fps,
+            report_lost_s=0.0,
+            keep_confirmed=False,
+            nominal_fps=fps,
+            score_threshold=0.0,
+            second_association=False,
+            gate_first=False,
+        )
+
+
+class SortTracker:
+    """Multi-object tracker. Call `update` on frames the detector ran on, `predict` on the others.
+
+    Track ids come from this instance (1, 2, 3, ...). Tracks unmatched for more than `max_age_s` are deleted
+    on the next call, so the state stays bounded on long runs.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config if config is not None else TrackerConfig()
+        self._fps = float(self.config.nominal_fps) if self.config.nominal_fps is not None else 30.0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and restart ids at 1."""
+        self._kf = BoxKalmanFilter()
+        self._ids = np.zeros(0, np.int64)
+        self._hit_streak = np.zeros(0, np.int64)
+        self._confirmed = np.zeros(0, bool)
+        self._misses = np.zeros(0, np.int64)  # consecutive detector frames unmatched
+        self._last_match_s = np.zeros(0, np.float64)
+        self._conf = np.zeros(0, np.float32)
+        self._cls = np.zeros(0, np.int32)
+        self._next_id = 1
+        self._last_step_s: float | None = None
+        self._updates = 0
+
+    @property
+    def num_tracks(self) -> int:
+        """Tracks held (confirmed or not)."""
+        return len(self._ids)
+
+    # --- internals -------------------------------------------------------------------------------------
+
+    def _keep(self, mask: npt.NDArray[np.bool_]) -> None:
+        self._kf.keep(mask)
+        self._ids = self._ids[mask]
+        self._hit_streak = self._hit_streak[mask]
+        self._confirmed = self._confirmed[mask]
+        self._misses = self._misses[mask]
+        self._last_match_s = self._last_match_s[mask]
+        self._conf = self._conf[mask]
+        self._cls = self._cls[mask]
+
+    def _step(self, timestamp_s: float, warp: npt.ArrayLike | None) -> None:
+        """Warp, then one predict with the real time since the previous step; drop tracks gone invalid."""
+        if not math.isfinite(timestamp_s):
+            raise ValueError(f"timestamp_s must be finite, got {timestamp_s}: pass the frame's capture time")
+        if self._last_step_s is not None and timestamp_s < self._last_step_s:
+            raise ValueError(
+                f"timestamp_s went backwards ({timestamp_s} < {self._last_step_s}): pass monotonic timestamps "
+                "or call reset() when the stream restarts"
+            )
+        dt = 0.0 if self._last_step_s is None else (timestamp_s - self._last_step_s) * self._fps
+        self._last_step_s = timestamp_s
+        if warp is not None:
+            self._kf.warp(warp)
+        self._kf.predict(dt)
+        # SORT drops tracks whose predicted box is NaN (area times aspect went negative).
+        finite = (
+            np.all(np.isfinite(x_to_xyxy(self._kf.mean)), axis=1) if self.num_tracks else np.zeros(0, bool)
+        )
+        if not finite.all():
+            self._keep(finite)
+
+    def _expire(self, timestamp_s: float) -> None:
+        alive = timestamp_s - self._last_match_s <= self.config.max_age_s + _TIME_EPS_S
+        if not alive.all():
+            self._keep(alive)
+
+    def _report(self, timestamp_s: float) -> Detections:
+        cfg = self.config
+        current = self._misses == 0
+        warmup = self._updates <= cfg.min_hits
+        show = current & (self._confirmed | warmup)
+        if cfg.report_lost_s > 0:
+            recent = timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S
+            show |= ~current & self._confirmed & recent
+        idx = np.flatnonzero(show)
+        return Detections(
+            x_to_xyxy(self._kf.mean[idx]).astype(np.float32),
+            self._conf[idx],
+            self._cls[idx],
+            self._ids[idx].astype(np.int32),
+        )
+
+    # --- public ----------------------------------------------------------------------------------------
+
+    def update(self, dets: Detections, timestamp_s: float, warp: npt.ArrayLike | None = None) -> Detections:
+        """Advance to `timestamp_s`, associate `dets` (frame pixels), and return the reported tracks.
+
+        warp: optional 2x3 affine from previous-frame to current-frame pixels, applied before predicting.
+        Returns Detections with track_id set: tracks matched now (corrected boxes, the matched detection's
+        confidence and class) that are confirmed, plus, with report_lost_s > 0, confirmed tracks lost for up
+        to report_lost_s (predicted boxes, last matched confidence).
+        """
+        cfg = self.config
+        self._step(timestamp_s, warp)
+        self._updates += 1
+
+        conf = dets.confidence
+        high = np.flatnonzero(conf >= cfg.score_threshold)
+        trk_boxes = x_to_xyxy(self._kf.mean)
+        cls_d = dets.class_id if cfg.class_aware else None
+        cls_t = self._cls if cfg.class_aware else None
+
+        first = associate(
+            dets.xyxy[high],
+            trk_boxes,
+            cfg.iou_threshold,
+            None if cls_d is None else cls_d[high],
+            cls_t,
+            cfg.gate_first,
+        )
+        det_idx = [high[first.matches[:, 0]]]
+        trk_idx = [first.matches[:, 1]]
+        free_trk = first.unmatched_tracks
+
+        if cfg.second_association and free_trk.size:
+            low = np.flatnonzero((conf >= cfg.low_score_threshold) & (conf < cfg.score_threshold))
+            # ByteTrack only rescues tracks that were being tracked, not ones already lost.
+            pool = free_trk[self._misses[free_trk] == 0]
+            if low.size and pool.size:
+                second = associate(
+                    dets.xyxy[low],
+                    trk_boxes[pool],
+                    cfg.second_iou_threshold,
+                    None if cls_d is None else cls_d[low],
+                    None if cls_t is None else cls_t[pool],
+                    cfg.gate_first,
+                )
+                det_idx.append(low[second.matches[:, 0]])
+                trk_idx.append(pool[second.matches[:, 1]])
+
+        d = np.concatenate(det_idx).astype(np.intp)
+        t = np.concatenate(trk_idx).astype(np.intp)
+        self._kf.update(t, xyxy_to_z(dets.xyxy[d]))
+        matched = np.zeros(self.num_tracks, bool)
+        matched[t] = True
+        self._hit_streak[t] += 1
+        self._hit_streak[~matched] = 0
+        self._misses[t] = 0
+        self._misses[~matched] += 1
+        self._last_match_s[t] = timestamp_s
+        self._conf[t] = conf[d]
+        self._cls[t] = dets.class_id[d]
+        now_confirmed = self._hit_streak >= cfg.min_hits
+        self._confirmed = (self._confirmed | now_confirmed) if cfg.keep_confirmed else now_confirmed
+
+        # New tracks from unmatched confident detections (SORT: a new track has zero hits so far).
+        new_score = cfg.score_threshold if cfg.new_track_score is None else cfg.new_track_score
+        starts = first.unmatched_dets
+        starts = high[starts[conf[high[starts]] >= new_score]]
+        n = starts.size
+        if n:
+            self._kf.initiate(xyxy_to_z(dets.xyxy[starts]))
+            self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n)])
+            self._next_id += n
+            self._hit_streak = np.concatenate([self._hit_streak, np.zeros(n, np.int64)])
+            self._confirmed = np.concatenate([self._confirmed, np.full(n, cfg.min_hits == 0)])
+            self._misses = np.concatenate([self._misses, np.zeros(n, np.int64)])
+            self._last_match_s = np.concatenate([self._last_match_s, np.full(n, timestamp_s)])
+            self._conf = np.concatenate([self._conf, conf[starts]])
+            self._cls = np.concatenate([self._cls, dets.class_id[starts]])
+
+        self._expire(timestamp_s)
+        return self._report(timestamp_s)
+
+    def predict(self, timestamp_s: float, warp: npt.ArrayLike | None = None) -> Detections:
+        """A frame without detections: one predict step with the real time since the last step.
+
+        Returns the confirmed tracks matched on the latest detector frame (plus, with report_lost_s > 0,
+        confirmed tracks lost for up to report_lost_s), with predicted boxes and their last confidence.
+        """
+        self._step(timestamp_s, warp)
+        self._expire(timestamp_s)
+        return self._report(timestamp_s)
