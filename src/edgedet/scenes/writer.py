@@ -1,0 +1,207 @@
+"""Write scene sequences to disk in the formats tools already read.
+
+Layout of one sequence (MOTChallenge, with the image folder named `images` so that YOLO tools find the labels
+by swapping `images` for `labels` in the path):
+
+    <out>/<name>/seqinfo.ini          [Sequence] name, imDir, frameRate, seqLength, imWidth, imHeight, imExt
+    <out>/<name>/gt/gt.txt            frame,id,x,y,w,h,consider,class_id+1,visibility (all objects in frame)
+    <out>/<name>/images/000001.jpg    frames (or <out>/<name>/<name>.mp4 with image_format="mp4")
+    <out>/<name>/labels/000001.txt    YOLO `class cx cy w h` (normalised), objects with enough visibility
+
+COCO records (one image per frame) are returned so that a whole split can go into one json (`write_coco`).
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edgedet.errors import ConfigError, SinkError
+from edgedet.scenes.scene import DemoScene
+from edgedet.types import Detections
+
+IMAGE_FORMATS = ("jpg", "png", "mp4")
+
+
+def gt_to_detections(gt: npt.NDArray[np.float64], min_visibility: float = 0.0) -> Detections:
+    """MOT gt rows (N, 9) -> Detections (confidence 1, class_id = column 8 - 1, track_id = column 2), keeping
+    rows with visibility >= min_visibility and consider flag 1."""
+    gt = np.asarray(gt, np.float64).reshape(-1, 9)
+    keep = (gt[:, 8] >= min_visibility) & (gt[:, 6] > 0)
+    g = gt[keep]
+    xyxy = np.concatenate([g[:, 2:4], g[:, 2:4] + g[:, 4:6]], axis=1)
+    return Detections(
+        xyxy, np.ones(len(g), np.float32), g[:, 7].astype(np.int32) - 1, g[:, 1].astype(np.int32)
+    )
+
+
+@dataclass
+class SequenceRecord:
+    """What `write_sequence` wrote: COCO images/annotations (ids local to the sequence) and counts."""
+
+    name: str
+    path: Path
+    frames: int
+    gt_rows: int
+    seconds: float
+    images: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_sequence(
+    scene: DemoScene,
+    out_dir: Path | str,
+    *,
+    image_format: str = "jpg",
+    jpeg_quality: int = 92,
+    min_visibility: float = 0.3,
+    min_size_px: float = 3.0,
+    rel_to: Path | str | None = None,
+    keep_every: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> SequenceRecord:
+    """Render `scene` (must have a length) into `out_dir/<scene.name>/`.
+
+    Objects with visibility >= min_visibility and both box sides >= min_size_px are training labels (YOLO txt,
+    COCO iscrowd 0); partly visible or tiny ones stay in COCO as iscrowd 1 (ignored by COCO evaluation) and in
+    gt.txt. COCO `file_name`s are relative to `rel_to` (default: `out_dir`). keep_every=N writes images, labels
+    and COCO records for every Nth frame only (consecutive frames are near duplicates for detector training);
+    gt.txt always has every frame. Not combinable with image_format="mp4".
+    progress(done, total) is called after each frame.
+    """
+    if image_format not in IMAGE_FORMATS:
+        raise ConfigError(f"image format {image_format!r} is not one of {', '.join(IMAGE_FORMATS)}: pick one")
+    if keep_every < 1 or (keep_every > 1 and image_format == "mp4"):
+        raise ConfigError(f"keep_every={keep_every} is invalid: use 1, or N > 1 with image frames (not mp4)")
+    total = len(scene)
+    h, w = scene.config.size_hw
+    seq_dir = Path(out_dir) / scene.name
+    rel_base = Path(rel_to) if rel_to is not None else Path(out_dir)
+    im_ext = ".mp4" if image_format == "mp4" else f".{image_format}"
+    try:
+        (seq_dir / "gt").mkdir(parents=True, exist_ok=True)
+        if image_format != "mp4":
+            (seq_dir / "images").mkdir(exist_ok=True)
+            (seq_dir / "labels").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise SinkError(f"cannot create {seq_dir}: {exc}; pick a writable --out folder") from exc
+
+    writer = None
+    if image_format == "mp4":
+        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+        writer = cv2.VideoWriter(str(seq_dir / f"{scene.name}.mp4"), fourcc, scene.config.fps, (w, h))
+        if not writer.isOpened():
+            raise SinkError(
+                f"OpenCV cannot write {seq_dir / scene.name}.mp4 (mp4v); write frames with --format jpg"
+            )
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if image_format == "jpg" else []
+    record = SequenceRecord(scene.name, seq_dir, total, 0, 0.0)
+    t0 = time.perf_counter()
+    gt_lines: list[str] = []
+    for i, (img, gt) in enumerate(scene):
+        frame_no = i + 1
+        stem = f"{frame_no:06d}"
+        if i % keep_every:
+            gt_lines += [_mot_line(row) for row in gt]
+            record.gt_rows += len(gt)
+            if progress is not None:
+                progress(frame_no, total)
+            continue
+        if writer is not None:
+            writer.write(img)
+            file_name = (seq_dir / f"{scene.name}.mp4").relative_to(rel_base).as_posix()
+        else:
+            path = seq_dir / "images" / f"{stem}.{image_format}"
+            if not cv2.imwrite(str(path), img, params):
+                raise SinkError(f"cannot write {path}; check free space and permissions")
+            file_name = path.relative_to(rel_base).as_posix()
+        image_id = len(record.images) + 1
+        record.images.append(
+            {
+                "id": image_id,
+                "file_name": file_name,
+                "width": w,
+                "height": h,
+                "frame_index": i,
+                "sequence": scene.name,
+            }
+        )
+        labels = []
+        for row in gt:
+            _, tid, x, y, bw, bh, consider, cls1, vis = (float(v) for v in row)
+            gt_lines.append(_mot_line(row))
+            if consider <= 0:
+                continue
+            good = vis >= min_visibility and bw >= min_size_px and bh >= min_size_px
+            record.annotations.append(
+                {
+                    "id": len(record.annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(cls1),
+                    "bbox": [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)],
+                    "area": round(bw * bh, 2),
+                    "iscrowd": 0 if good else 1,
+                    "track_id": int(tid),
+                    "visibility": round(vis, 4),
+                }
+            )
+            if good:
+                labels.append(
+                    f"{int(cls1) - 1} {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}"
+                )
+        if writer is None:
+            (seq_dir / "labels" / f"{stem}.txt").write_text(
+                "".join(s + "\n" for s in labels), encoding="utf-8"
+            )
+        record.gt_rows += len(gt)
+        if progress is not None:
+            progress(frame_no, total)
+    if writer is not None:
+        writer.release()
+    (seq_dir / "gt" / "gt.txt").write_text("".join(s + "\n" for s in gt_lines), encoding="utf-8")
+    ini = configparser.ConfigParser()
+    ini.optionxform = str  # type: ignore[assignment,method-assign]  # MOT keys are camelCase
+    ini["Sequence"] = scene.seqinfo(im_ext=im_ext, im_dir="images" if image_format != "mp4" else ".")
+    with open(seq_dir / "seqinfo.ini", "w", encoding="utf-8") as fh:
+        ini.write(fh, space_around_delimiters=False)
+    record.seconds = time.perf_counter() - t0
+    return record
+
+
+def _mot_line(row: npt.NDArray[np.float64]) -> str:
+    f, tid, x, y, bw, bh, consider, cls1, vis = (float(v) for v in row)
+    return f"{int(f)},{int(tid)},{x:.3f},{y:.3f},{bw:.3f},{bh:.3f},{int(consider)},{int(cls1)},{vis:.4f}"
+
+
+def write_coco(
+    path: Path | str, records: Sequence[SequenceRecord], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Merge sequence records into one COCO instances json (ids renumbered across sequences) and write it.
+    Category ids are class_id + 1, the same numbers as gt.txt's class column."""
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for rec in records:
+        base_img = len(images)
+        for im in rec.images:
+            images.append({**im, "id": im["id"] + base_img})
+        for ann in rec.annotations:
+            annotations.append({**ann, "id": len(annotations) + 1, "image_id": ann["image_id"] + base_img})
+    data = {
+        "info": {"description": "edgedet synthetic drone scenes"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": i + 1, "name": n, "supercategory": "object"} for i, n in enumerate(class_names)
+        ],
+    }
+    Path(path).write_text(json.dumps(data), encoding="utf-8")
+    return data
