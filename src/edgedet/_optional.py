@@ -31,7 +31,9 @@ def require(module: str, feature: str) -> ModuleType:
     except ImportError as exc:
         top = module.split(".")[0]
         how = _HOW_TO_INSTALL.get(top, f"pip install {top}")
-        raise MissingDependencyError(f"{feature} needs the '{top}' package, which is not installed: {how}") from exc
+        raise MissingDependencyError(
+            f"{feature} needs the '{top}' package, which is not installed: {how}"
+        ) from exc
 
 
 def available(module: str) -> bool:

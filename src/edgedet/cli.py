@@ -110,6 +110,9 @@ def run_cmd(
     track_iou: Annotated[
         float | None, typer.Option(help="IoU needed to match a detection to a track.")
     ] = None,
+    track_score: Annotated[
+        float | None, typer.Option(help="Detections below this score do not start or update tracks.")
+    ] = None,
     second_association: Annotated[
         bool | None,
         typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
@@ -171,6 +174,7 @@ def run_cmd(
         track_max_age_s=track_max_age_s,
         track_min_hits=track_min_hits,
         track_iou=track_iou,
+        track_score=track_score,
         second_association=second_association,
         realtime=realtime,
         loop=loop,
@@ -208,10 +212,12 @@ def track_cmd(
     seqinfo: Annotated[Path, typer.Option("--seqinfo", help="seqinfo.ini (frame rate, length, size)")],
     out: Annotated[Path, typer.Option("--out", help="Output tracks txt")],
     detect_every: Annotated[int, typer.Option(help="Use detections only on every N-th frame.")] = 1,
-    min_score: Annotated[float | None, typer.Option(help="Drop detections below this score.")] = None,
     track_max_age_s: Annotated[float | None, typer.Option(help="Seconds a lost track is kept.")] = None,
     track_min_hits: Annotated[int | None, typer.Option(help="Detections before a track is reported.")] = None,
     track_iou: Annotated[float | None, typer.Option(help="IoU needed to match.")] = None,
+    track_score: Annotated[
+        float | None, typer.Option(help="Detections below this score are not tracked.")
+    ] = None,
     second_association: Annotated[
         bool | None,
         typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
@@ -219,19 +225,143 @@ def track_cmd(
 ) -> None:
     from dataclasses import replace
 
-    from edgedet.tracking import TrackerConfig, replay
+    from edgedet.motchallenge import write_mot
+    from edgedet.tracking import TrackerConfig
+    from edgedet.tracking.replay import track_sequence
 
     overrides: dict[str, Any] = {
         "max_age_s": track_max_age_s,
         "min_hits": track_min_hits,
         "iou_threshold": track_iou,
+        "score_threshold": track_score,
         "second_association": second_association,
     }
     tcfg = replace(TrackerConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    result = replay.run_track_command(
-        dets, seqinfo, out, tcfg, detect_every=detect_every, min_score=min_score
+    rows = track_sequence(dets, seqinfo, tcfg, detect_every=detect_every)
+    write_mot(rows, out)
+    n_ids = len(set(rows.track_id.tolist())) if len(rows) else 0
+    _echo(f"wrote {out}: {len(rows)} rows, {n_ids} tracks (detect every {detect_every})")
+
+
+# --- convert / info ---------------------------------------------------------------------------------------------
+
+_CONVERT_HELP = """PyTorch detector -> ONNX (checked against PyTorch) -> FP16 / INT8 ONNX -> TensorRT engine.
+
+Examples:
+
+  edgedet convert yolov5n.pt --imgsz 640
+
+  edgedet convert yolov5n.pt --imgsz 640 --fp16 --int8 --calib images/
+
+  edgedet convert mypkg.models:build --weights det.pth --format yolov8 --names classes.txt --imgsz 512
+
+  edgedet convert model.onnx --int8 --calib images/ --labels labels/
+"""
+
+
+@app.command("convert", help=_CONVERT_HELP)
+def convert_cmd(
+    source: Annotated[str, typer.Argument(help=".pt checkpoint, .onnx file, or package.module:factory")],
+    weights: Annotated[str | None, typer.Option(help="state_dict for a module:factory source.")] = None,
+    imgsz: Annotated[str | None, typer.Option(help="Input size: 640 or 384,640 (h,w).")] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="Head layout: yolov5 | yolov8 | end2end.")
+    ] = None,
+    names: Annotated[
+        str | None, typer.Option(help="Class names file (one per line) or dataset yaml.")
+    ] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 19,
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic batch dimension.")] = False,
+    simplify: Annotated[
+        bool, typer.Option("--simplify/--no-simplify", help="Simplify with onnxslim.")
+    ] = True,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 ONNX.")] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Also write an INT8 (Q/DQ) ONNX; needs --calib.")
+    ] = False,
+    calib: Annotated[
+        str | None, typer.Option(help="Calibration images folder (100+ deployment-like images).")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Labels (YOLO txt folder or COCO json) for the accuracy gate.")
+    ] = None,
+    max_map_drop: Annotated[
+        float | None, typer.Option(help="Largest mAP50-95 drop (points) INT8 may cost.")
+    ] = None,
+    calib_method: Annotated[str, typer.Option(help="minmax | percentile | entropy")] = "minmax",
+    engine: Annotated[
+        bool, typer.Option("--engine", help="Build a TensorRT engine (on the device).")
+    ] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Output folder (default: beside the input).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    from edgedet.convert import ConvertConfig, convert
+    from edgedet.errors import ConfigError
+
+    size: int | tuple[int, int] | None = None
+    if imgsz is not None:
+        try:
+            parts = [int(p) for p in imgsz.replace("x", ",").split(",") if p.strip()]
+        except ValueError:
+            raise ConfigError(f"--imgsz takes 640 or 384,640 (h,w), got {imgsz!r}") from None
+        if len(parts) not in (1, 2):
+            raise ConfigError(f"--imgsz takes 640 or 384,640 (h,w), got {imgsz!r}")
+        size = parts[0] if len(parts) == 1 else (parts[0], parts[1])
+    cfg = ConvertConfig(
+        source=source,
+        weights=weights,
+        imgsz=size,
+        format=format,
+        names=names,
+        opset=opset,
+        dynamic=dynamic,
+        simplify=simplify,
+        fp16=fp16,
+        int8=int8,
+        calib=calib,
+        labels=labels,
+        max_map_drop=max_map_drop,
+        calib_method=calib_method,
+        engine=engine,
+        output=output,
+        json=json_out,
     )
-    _echo(str(result))
+    result = convert(cfg, progress=lambda msg: _echo(msg, err=True))
+    if json_out:
+        _echo(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    for art in result.artifacts:
+        _echo(f"{art.path}  {art.precision}  {art.size_bytes / 1e6:.2f} MB  {art.seconds:.1f} s")
+        for note in art.notes:
+            _echo(f"  {note}")
+    for note in result.notes:
+        _echo(note)
+
+
+@app.command("info", help="Show a model's spec, inputs/outputs, precision and provenance (.onnx or engine).")
+def info_cmd(
+    path: Annotated[Path, typer.Argument(help=".onnx file, engine, or engine sidecar .json")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    from edgedet.convert.info import describe
+
+    info = describe(path)
+    if json_out:
+        _echo(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        if isinstance(value, dict):
+            _echo(f"{key}:")
+            for k, v in value.items():
+                _echo(f"  {k}: {v}")
+        elif isinstance(value, list):
+            _echo(f"{key}:")
+            for v in value:
+                _echo(f"  {v}")
+        else:
+            _echo(f"{key}: {value}")
 
 
 # --- errors and entry points -------------------------------------------------------------------------------------
@@ -258,9 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         _echo("interrupted", err=True)
         return 130
     except Exception as exc:
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()  # a usage error from the option parser: it prints usage and the problem
-            return int(exc.exit_code)  # type: ignore[attr-defined]
+        usage: Any = exc
+        if callable(getattr(usage, "show", None)) and isinstance(getattr(usage, "exit_code", None), int):
+            usage.show()  # a usage error from the option parser: it prints usage and the problem
+            return int(usage.exit_code)
         # a bug, not bad input: say so and how to report it
         if _state["debug"]:
             traceback.print_exc()

@@ -40,6 +40,7 @@ class RunConfig:
     track_max_age_s: float | None = None
     track_min_hits: int | None = None
     track_iou: float | None = None
+    track_score: float | None = None  # detections below this do not start or update tracks (tracker default)
     second_association: bool | None = None
     # source
     realtime: bool = False

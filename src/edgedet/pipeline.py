@@ -331,7 +331,6 @@ def build_pipeline(config: RunConfig) -> Pipeline:
             max_det=config.max_det,
         ),
     )
-    tracker = build_tracker(config) if config.track else None
     source = open_source(
         config.source,
         SourceConfig(
@@ -345,6 +344,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
             max_frames=config.max_frames,
         ),
     )
+    tracker = build_tracker(config, getattr(source, "fps", None)) if config.track else None
     try:
         sinks = open_sinks(
             SinkConfig(
@@ -374,7 +374,8 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     )
 
 
-def build_tracker(config: RunConfig) -> Any:
+def build_tracker(config: RunConfig, source_fps: float | None = None) -> Any:
+    """SORT with the flags' overrides; one Kalman step per frame of the source's nominal rate."""
     from dataclasses import replace
 
     from edgedet.tracking import SortTracker, TrackerConfig
@@ -383,7 +384,9 @@ def build_tracker(config: RunConfig) -> Any:
         "max_age_s": config.track_max_age_s,
         "min_hits": config.track_min_hits,
         "iou_threshold": config.track_iou,
+        "score_threshold": config.track_score,
         "second_association": config.second_association,
+        "nominal_fps": source_fps if source_fps and source_fps > 0 else None,
     }
     tcfg = replace(TrackerConfig(), **{k: v for k, v in overrides.items() if v is not None})
     return SortTracker(tcfg)

@@ -1,0 +1,430 @@
+"""`edgedet convert`: source -> FP32 ONNX (checked against PyTorch) -> FP16 / INT8 ONNX -> TensorRT engine.
+
+Each step writes one artifact beside the input (or under `output`): `<stem>.onnx`, `<stem>.fp16.onnx`,
+`<stem>.int8.onnx`, `<stem>.engine` (+ `.json` sidecar). Parity is checked after every conversion and the INT8
+file goes through the accuracy gate before an engine is built from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgedet.errors import ConfigError, DataError, MissingDependencyError, ModelError
+from edgedet.spec import OUTPUT_FORMATS, ModelSpec, read_names_file
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+CALIB_METHODS = ("minmax", "percentile", "entropy")
+HOLDOUT_MIN_IMAGES = 40
+ENGINE_DEFERRED = "ONNX files are ready; build the engine on the device with the same command"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """One field per `edgedet convert` flag.
+
+    source: .pt checkpoint (YOLOv5 repo or Ultralytics), .onnx file, or "pkg.module:factory".
+    weights: state_dict for a module factory. imgsz: square input side, or (h, w); None = 640 (or the ONNX
+    file's own size). format: output layout override (yolov5 | yolov8 | end2end). names: class names file
+    (one per line, or a dataset yaml). output: folder for artifacts (None = beside the source).
+    """
+
+    source: str
+    weights: str | None = None
+    imgsz: int | tuple[int, int] | None = None
+    format: str | None = None
+    names: str | None = None
+    opset: int = 19
+    dynamic: bool = False
+    simplify: bool = True
+    fp16: bool = False
+    int8: bool = False
+    calib: str | None = None
+    labels: str | None = None
+    max_map_drop: float | None = None  # mAP50-95 points; None = the gate's default (1 with labels, 5 without)
+    calib_method: str = "minmax"
+    engine: bool = False
+    output: str | None = None
+    json: bool = False
+    parity_inputs: int = 4
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file written by `convert`: path, precision (fp32 | fp16 | int8), size in bytes, seconds taken,
+    parity (ParityReport.as_dict or None), gate (GateResult fields or None), notes."""
+
+    path: Path
+    precision: str
+    size_bytes: int
+    seconds: float
+    kind: str = "onnx"  # onnx | engine
+    parity: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    spec: ModelSpec
+    artifacts: tuple[Artifact, ...]
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def artifact(self, precision: str, kind: str = "onnx") -> Artifact | None:
+        return next((a for a in self.artifacts if a.precision == precision and a.kind == kind), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "spec": asdict(self.spec),
+            "artifacts": [{**asdict(a), "path": str(a.path)} for a in self.artifacts],
+            "notes": list(self.notes),
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class _Run:
+    progress: Progress | None
+    notes: list[str] = field(default_factory=list)
+
+    def say(self, msg: str) -> None:
+        log.info(msg)
+        if self.progress is not None:
+            self.progress(msg)
+
+    def note(self, msg: str) -> None:
+        self.notes.append(msg)
+        self.say(msg)
+
+
+def list_images(folder_or_file: str | Path) -> list[Path]:
+    """Images in a folder (sorted, recursive), or the lines of a .txt list file."""
+    p = Path(folder_or_file)
+    if p.is_dir():
+        return sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+    if p.is_file() and p.suffix.lower() == ".txt":
+        base = p.parent
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        return [Path(ln) if Path(ln).is_absolute() else base / ln for ln in lines]
+    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+        return [p]
+    raise DataError(
+        f"calibration images {p} not found; pass --calib DIR (100+ images like the deployment scenes)"
+    )
+
+
+def validate(config: ConvertConfig) -> None:
+    """Refuse conflicting or incomplete options before any work (ConfigError says which flag to change)."""
+    if config.format is not None and config.format not in OUTPUT_FORMATS:
+        raise ConfigError(f"--format {config.format!r} is unknown; use one of {', '.join(OUTPUT_FORMATS)}")
+    if config.int8 and not config.calib:
+        raise ConfigError(
+            "--int8 needs calibration images: pass --calib DIR (100+ images like the deployment scenes)"
+        )
+    if config.labels and not config.int8:
+        raise ConfigError(
+            "--labels is used by the INT8 accuracy gate; add --int8 --calib DIR or drop --labels"
+        )
+    if config.calib_method not in CALIB_METHODS:
+        raise ConfigError(
+            f"--calib-method {config.calib_method!r} is unknown; use one of {', '.join(CALIB_METHODS)}"
+        )
+    if config.max_map_drop is not None and not 0.0 <= config.max_map_drop <= 100.0:
+        raise ConfigError(
+            f"--max-map-drop {config.max_map_drop} must be in mAP points, 0..100 (1.0 = one point of mAP50-95)"
+        )
+    if config.weights and not _is_factory(config.source):
+        raise ConfigError(
+            "--weights goes with a module factory source (pkg.module:factory); a .pt carries its weights"
+        )
+    if config.dynamic and config.int8:
+        # onnxruntime's quantization pre-processing fails on a dynamic batch dimension (DESIGN.md section 6)
+        raise ConfigError(
+            "--dynamic cannot be combined with --int8 (quantization needs a fixed batch); drop one"
+        )
+    if config.imgsz is not None:
+        hw = _imgsz(config.imgsz)
+        if min(hw) < 32 or max(hw) > 4096:
+            raise ConfigError(
+                f"--imgsz {config.imgsz} is out of range; use 32..4096 (a multiple of the stride)"
+            )
+
+
+def _is_factory(source: str) -> bool:
+    from edgedet.convert.adapters.module_factory import is_factory_ref
+
+    return not Path(source).exists() and is_factory_ref(source)
+
+
+def _imgsz(v: int | tuple[int, int] | Sequence[int]) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    seq = [int(x) for x in v]
+    if len(seq) == 1:
+        return seq[0], seq[0]
+    return seq[0], seq[1]
+
+
+def _names(config: ConvertConfig) -> tuple[str, ...] | None:
+    if config.names is None:
+        return None
+    if Path(config.names).is_file():
+        return read_names_file(config.names)
+    if "," in config.names:
+        return tuple(n.strip() for n in config.names.split(",") if n.strip())
+    raise DataError(f"class names file {config.names} not found; pass a text file, one name per line")
+
+
+def output_paths(config: ConvertConfig) -> dict[str, Path]:
+    """Where each artifact goes: keys fp32, fp16, int8, engine, engine_json."""
+    src = config.source
+    if _is_factory(src):
+        stem = src.split(":")[-1].split(".")[-1] or "model"
+        default_dir = Path.cwd()
+    else:
+        stem = Path(src).stem
+        default_dir = Path(src).resolve().parent
+    out_dir = Path(config.output) if config.output else default_dir
+    return {
+        "fp32": out_dir / f"{stem}.onnx",
+        "fp16": out_dir / f"{stem}.fp16.onnx",
+        "int8": out_dir / f"{stem}.int8.onnx",
+        "engine": out_dir / f"{stem}.engine",
+        "engine_json": out_dir / f"{stem}.engine.json",
+    }
+
+
+def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertResult:
+    """Run the whole conversion; return the artifacts written. Raises EdgedetError subclasses with one-line
+    messages (ModelError when a parity check fails, the gate's error when INT8 loses too much accuracy)."""
+    from edgedet.convert import verify
+    from edgedet.convert.adapters import detect_source_kind
+    from edgedet.convert.export_onnx import export_onnx, read_spec, sha256_file
+
+    t_start = time.perf_counter()
+    validate(config)
+    run = _Run(progress)
+    paths = output_paths(config)
+    paths["fp32"].parent.mkdir(parents=True, exist_ok=True)
+    calib_images = list_images(config.calib) if config.calib else []
+    if config.int8 and not calib_images:
+        raise DataError(
+            f"--calib {config.calib} holds no images; pass a folder of .jpg/.png like the deployment scenes"
+        )
+    parity_images = calib_images[: config.parity_inputs] or None
+    names = _names(config)
+    artifacts: list[Artifact] = []
+
+    kind = detect_source_kind(config.source)
+    run.say(f"source {config.source}: {kind}")
+    t0 = time.perf_counter()
+    if kind == "onnx":
+        spec, fp32_path = _from_onnx(config, names, paths["fp32"], run)
+        artifacts.append(_artifact(fp32_path, "fp32", time.perf_counter() - t0, None))
+    else:
+        loaded = _load(kind, config, names)
+        hw = _imgsz(config.imgsz) if config.imgsz is not None else (640, 640)
+        spec = ModelSpec(
+            input_hw=hw,
+            output_format=config.format or loaded.output_format,
+            class_names=names if names is not None else loaded.class_names,
+            stride=loaded.stride,
+        )
+        run.say(f"exporting {kind} model to {paths['fp32']} (opset {config.opset}, {hw[0]}x{hw[1]})")
+        fp32_path, spec, export_notes = export_onnx(
+            loaded.module,
+            paths["fp32"],
+            spec,
+            opset=config.opset,
+            dynamic=config.dynamic,
+            simplify=config.simplify,
+            source=None if kind == "module" else config.source,
+            provenance={"loader": kind}
+            | (
+                {"weights": Path(config.weights).name, "weights_sha256": sha256_file(config.weights)}
+                if config.weights
+                else {}
+            ),
+        )
+        for n in export_notes:
+            run.note(n)
+        seconds = time.perf_counter() - t0
+        report = verify.check_parity(
+            loaded.module, fp32_path, spec, images=parity_images, n=config.parity_inputs
+        )
+        run.say(report.summary())
+        artifacts.append(_artifact(fp32_path, "fp32", seconds, report.as_dict()))
+
+    if config.fp16:
+        from edgedet.convert.fp16 import convert_fp16
+
+        t0 = time.perf_counter()
+        run.say(f"FP16: {paths['fp16']}")
+        fp16_path = convert_fp16(fp32_path, paths["fp16"])
+        _stamp(fp16_path, spec.replace(precision="fp16"))
+        seconds = time.perf_counter() - t0
+        report = verify.check_parity(
+            fp32_path, fp16_path, spec.replace(precision="fp16"), images=parity_images
+        )
+        run.say(report.summary())
+        artifacts.append(_artifact(fp16_path, "fp16", seconds, report.as_dict()))
+
+    if config.int8:
+        artifacts.append(_int8(config, spec, fp32_path, paths["int8"], calib_images, run))
+
+    if config.engine:
+        best = artifacts[-1].path  # the last, most compressed precision requested
+        precision = artifacts[-1].precision
+        engine_art = _engine(best, precision, paths, run)
+        if engine_art is not None:
+            artifacts.append(engine_art)
+
+    final_spec = read_spec(fp32_path)
+    return ConvertResult(final_spec, tuple(artifacts), tuple(run.notes), time.perf_counter() - t_start)
+
+
+def _load(kind: str, config: ConvertConfig, names: tuple[str, ...] | None) -> Any:
+    if kind == "yolov5":
+        from edgedet.convert.adapters.yolov5 import load_yolov5
+
+        return load_yolov5(config.source)
+    if kind == "ultralytics":
+        from edgedet.convert.adapters.ultralytics import load_ultralytics
+
+        return load_ultralytics(config.source)
+    if kind == "module":
+        from edgedet.convert.adapters.module_factory import load_module_factory
+
+        return load_module_factory(config.source, config.weights, config.format, names or ())
+    raise ConfigError(f"unknown source kind {kind!r}")
+
+
+def _from_onnx(
+    config: ConvertConfig, names: tuple[str, ...] | None, fp32_out: Path, run: _Run
+) -> tuple[ModelSpec, Path]:
+    """Start from an existing ONNX file: read its spec; write a normalised copy (spec in metadata, weights not
+    listed as graph inputs) unless the copy would overwrite the source."""
+    import onnx
+
+    from edgedet.convert.export_onnx import read_spec, save_single_file, set_spec, sha256_file
+
+    src = Path(config.source)
+    spec = read_spec(src)
+    if config.imgsz is not None and _imgsz(config.imgsz) != spec.input_hw:
+        raise ConfigError(
+            f"--imgsz {config.imgsz} differs from {src.name}'s input {spec.input_hw}; re-export from the checkpoint "
+            "to change the size"
+        )
+    changes: dict[str, Any] = {}
+    if config.format:
+        changes["output_format"] = config.format
+    if names is not None:
+        changes["class_names"] = names
+    if spec.precision != "fp32":
+        raise ConfigError(f"{src.name} is already {spec.precision}; start from the FP32 ONNX file")
+    prov = dict(spec.provenance)
+    prov.setdefault("source", src.name)
+    prov.setdefault("source_sha256", sha256_file(src))
+    spec = spec.replace(provenance=prov, **changes)
+    if fp32_out.resolve() == src.resolve():
+        run.note(
+            f"{src.name} is used as the FP32 model as it is (pass --output DIR to write a copy with the spec)"
+        )
+        return spec, src
+    model = onnx.load(str(src))
+    init_names = {i.name for i in model.graph.initializer}
+    if any(i.name in init_names for i in model.graph.input):
+        # weights listed as inputs block constant folding in ONNX Runtime (~25% slower); they are constants here
+        keep = [i for i in model.graph.input if i.name not in init_names]
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+        run.note("removed initializers from graph inputs (they blocked constant folding)")
+    set_spec(model, spec)
+    save_single_file(model, fp32_out)
+    return spec, fp32_out
+
+
+def _stamp(path: Path, spec: ModelSpec) -> None:
+    import onnx
+
+    from edgedet.convert.export_onnx import save_single_file, set_spec
+
+    m = onnx.load(str(path))
+    set_spec(m, spec)
+    save_single_file(m, path)
+
+
+def _artifact(
+    path: Path, precision: str, seconds: float, parity: dict[str, Any] | None, **kw: Any
+) -> Artifact:
+    return Artifact(path, precision, path.stat().st_size, round(seconds, 3), parity=parity, **kw)
+
+
+def _int8(
+    config: ConvertConfig, spec: ModelSpec, fp32_path: Path, out: Path, calib_images: list[Path], run: _Run
+) -> Artifact:
+    """Quantize with the accuracy gate's repair loop (sensitive layers kept in float while the gate fails);
+    the gate's ModelError propagates when even that loses too much."""
+    from edgedet.convert.gate import quantize_with_gate  # written by another part; imported only when used
+
+    t0 = time.perf_counter()
+    if len(calib_images) >= HOLDOUT_MIN_IMAGES:
+        # every 4th image is held out for the gate, so it does not score INT8 on the images it was calibrated on
+        eval_images = calib_images[::4]
+        calib = [p for i, p in enumerate(calib_images) if i % 4]
+    else:
+        eval_images, calib = calib_images, calib_images
+        run.note(f"only {len(calib_images)} images: the gate scores INT8 on its calibration images")
+    run.say(
+        f"INT8 ({config.calib_method}, {len(calib)} calibration images, gate on {len(eval_images)}): {out}"
+    )
+    method: Any = config.calib_method  # checked against CALIB_METHODS in validate()
+    gate = quantize_with_gate(
+        fp32_path,
+        out,
+        calib,
+        eval_images,
+        Path(config.labels) if config.labels else None,
+        config.max_map_drop,
+        spec=spec,
+        method=method,
+        progress=run.say,
+    )
+    gate_dict = _as_dict(gate)
+    run.say(gate.summary() if hasattr(gate, "summary") else str(gate_dict))
+    return _artifact(out, "int8", time.perf_counter() - t0, None, gate=gate_dict)
+
+
+def _engine(onnx_path: Path, precision: str, paths: dict[str, Path], run: _Run) -> Artifact | None:
+    from edgedet.convert.build_engine import build_engine
+
+    t0 = time.perf_counter()
+    try:
+        result = build_engine(onnx_path, paths["engine"], progress=run.say)
+    except MissingDependencyError as exc:
+        run.note(f"{exc}; {ENGINE_DEFERRED}")
+        return None
+    engine_path = Path(result.plan)
+    if not engine_path.is_file():
+        raise ModelError(f"the TensorRT build reported success but {engine_path} is missing")
+    return _artifact(
+        engine_path, precision, time.perf_counter() - t0, None, kind="engine", notes=(str(result),)
+    )
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "as_dict"):
+        return dict(obj.as_dict())
+    try:
+        return asdict(obj)
+    except TypeError:
+        return {"result": repr(obj)}

@@ -1,0 +1,139 @@
+"""`edgedet info`: what is inside a model file (spec, I/O, precision, opset, provenance, size, sha256)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from edgedet.convert.export_onnx import read_spec, sha256_file
+from edgedet.errors import DataError, ModelError
+from edgedet.spec import SPEC_KEY, ModelSpec
+
+_ONNX_DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    16: "bfloat16",
+}
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """A JSON-ready description of an .onnx file, a TensorRT engine's .json sidecar, or an engine whose
+    sidecar sits beside it (`model.engine` -> `model.engine.json` or `model.json`).
+
+    Keys: path, kind ("onnx" | "engine"), size_bytes, sha256, spec (ModelSpec as a dict), precision,
+    inputs/outputs ([{name, shape, dtype}], ONNX only), opset, ir_version, producer, metadata (other keys),
+    op_counts (ONNX only; Q/DQ counts show whether a file is quantized), provenance.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"{p} not found; pass an .onnx file, an .engine or its .json sidecar")
+    if p.suffix.lower() == ".onnx":
+        return _describe_onnx(p)
+    if p.suffix.lower() == ".json":
+        return _describe_sidecar(p, engine=_engine_beside(p))
+    for side in (p.with_name(p.name + ".json"), p.with_suffix(".json")):
+        if side.is_file():
+            return _describe_sidecar(side, engine=p)
+    raise ModelError(
+        f"{p}: not an .onnx file and no .json sidecar beside it; `info` reads ONNX files and engine sidecars"
+    )
+
+
+def _describe_onnx(p: Path) -> dict[str, Any]:
+    import onnx
+
+    try:
+        m = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError
+        raise ModelError(f"cannot read {p} as ONNX ({type(exc).__name__}); is the file complete?") from exc
+    spec = read_spec(p)
+    init_names = {i.name for i in m.graph.initializer}
+    meta = {q.key: q.value for q in m.metadata_props if q.key != SPEC_KEY}
+    ops = Counter(n.op_type for n in m.graph.node)
+    return {
+        "path": str(p),
+        "kind": "onnx",
+        "size_bytes": p.stat().st_size,
+        "sha256": sha256_file(p),
+        "precision": _onnx_precision(m, ops, spec),
+        "spec": _spec_dict(spec),
+        "inputs": [_io(v) for v in m.graph.input if v.name not in init_names],
+        "outputs": [_io(v) for v in m.graph.output],
+        "opset": next((int(o.version) for o in m.opset_import if o.domain in ("", "ai.onnx")), None),
+        "ir_version": int(m.ir_version),
+        "producer": f"{m.producer_name} {m.producer_version}".strip(),
+        "metadata": meta,
+        "op_counts": dict(ops.most_common()),
+        "provenance": dict(spec.provenance),
+        "has_edgedet_spec": any(q.key == SPEC_KEY for q in m.metadata_props),
+    }
+
+
+def _onnx_precision(m: Any, ops: Counter[str], spec: ModelSpec) -> str:
+    """From the graph itself (not only the spec): Q/DQ -> int8; mostly float16 weights -> fp16; else fp32."""
+    if ops.get("QuantizeLinear") or ops.get("DequantizeLinear") or ops.get("QLinearConv"):
+        return "int8"
+    float_inits = [i for i in m.graph.initializer if i.data_type in (1, 10)]
+    if float_inits and sum(i.data_type == 10 for i in float_inits) * 2 > len(float_inits):
+        return "fp16"
+    return "fp32" if float_inits else spec.precision
+
+
+def _describe_sidecar(side: Path, engine: Path | None) -> dict[str, Any]:
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"cannot read engine sidecar {side} ({exc}); rebuild the engine with `edgedet convert --engine`"
+        ) from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{side}: expected a JSON object; rebuild the engine with `edgedet convert --engine`")
+    spec_raw = data.get("spec")
+    spec = (
+        ModelSpec.from_json(json.dumps(spec_raw), where=f"{side}: spec")
+        if isinstance(spec_raw, dict)
+        else None
+    )
+    out: dict[str, Any] = {
+        "path": str(engine or side),
+        "kind": "engine",
+        "sidecar": str(side),
+        "spec": _spec_dict(spec) if spec else None,
+        "precision": spec.precision if spec else data.get("precision"),
+        "provenance": dict(spec.provenance) if spec else {},
+        "engine": {k: v for k, v in data.items() if k != "spec"},
+    }
+    if engine is not None and engine.is_file():
+        out["size_bytes"] = engine.stat().st_size
+        out["sha256"] = sha256_file(engine)
+    return out
+
+
+def _engine_beside(side: Path) -> Path | None:
+    name = side.name[: -len(".json")]
+    for cand in (side.with_name(name), side.with_suffix(".engine")):
+        if cand != side and cand.is_file():
+            return cand
+    return None
+
+
+def _spec_dict(spec: ModelSpec) -> dict[str, Any]:
+    d = json.loads(spec.to_json())
+    d["num_classes"] = spec.num_classes
+    return d
+
+
+def _io(v: Any) -> dict[str, Any]:
+    t = v.type.tensor_type
+    shape: list[int | str | None] = []
+    for d in t.shape.dim:
+        shape.append(int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None))
+    return {"name": v.name, "shape": shape, "dtype": _ONNX_DTYPES.get(int(t.elem_type), str(t.elem_type))}
