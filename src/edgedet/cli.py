@@ -113,6 +113,9 @@ def run_cmd(
     track_score: Annotated[
         float | None, typer.Option(help="Detections below this score do not start or update tracks.")
     ] = None,
+    cmc: Annotated[
+        str | None, typer.Option(help="Camera-motion compensation: off | sparse (for moving cameras).")
+    ] = None,
     second_association: Annotated[
         bool | None,
         typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
@@ -176,6 +179,7 @@ def run_cmd(
         track_iou=track_iou,
         track_score=track_score,
         second_association=second_association,
+        cmc=cmc,
         realtime=realtime,
         loop=loop,
         width=width,

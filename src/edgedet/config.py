@@ -42,6 +42,7 @@ class RunConfig:
     track_iou: float | None = None
     track_score: float | None = None  # detections below this do not start or update tracks (tracker default)
     second_association: bool | None = None
+    cmc: str = "off"  # camera-motion compensation: off | sparse (LK flow + RANSAC similarity)
     # source
     realtime: bool = False
     loop: bool = False
@@ -79,6 +80,10 @@ class RunConfig:
                 "--no-track cannot skip detector runs (only the tracker can predict skipped frames): "
                 "drop --detect-every/--target-fps or turn tracking on"
             )
+        if self.cmc not in ("off", "sparse"):
+            raise ConfigError(f"unknown --cmc {self.cmc!r}: choose one of off, sparse")
+        if self.cmc != "off" and not self.track:
+            raise ConfigError("--cmc moves tracks: it needs tracking on (drop --cmc or --no-track)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"--max-frames must be 1 or more, got {self.max_frames}")
         return self

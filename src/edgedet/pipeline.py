@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class _Tracker(Protocol):
-    def update(self, dets: Detections, timestamp_s: float) -> Detections: ...
-    def predict(self, timestamp_s: float) -> Detections: ...
+    def update(self, dets: Detections, timestamp_s: float, warp: Any = None) -> Detections: ...
+    def predict(self, timestamp_s: float, warp: Any = None) -> Detections: ...
 
 
 class _Stop(Exception):
@@ -88,7 +88,7 @@ class RunSummary:
         stages = [
             f"{k} {v.p50_ms:.2f}/{v.p99_ms:.2f}"
             for k, v in self.latency.items()
-            if k in ("capture", "preprocess", "infer", "postprocess", "track", "sinks", "age")
+            if k in ("capture", "cmc", "preprocess", "infer", "postprocess", "track", "sinks", "age")
         ]
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
@@ -116,6 +116,7 @@ class Pipeline:
         scheduler: Scheduler | None = None,
         classes: Sequence[int] | None = None,
         max_frames: int | None = None,
+        cmc: Callable[[np.ndarray], np.ndarray | None] | None = None,
     ) -> None:
         self.source = source
         self.backend = backend
@@ -130,6 +131,11 @@ class Pipeline:
             )
         self.classes = np.asarray(sorted(classes), np.int32) if classes else None
         self.max_frames = max_frames
+        if cmc is not None and tracker is None:
+            raise ConfigError(
+                "camera-motion compensation moves tracks: it needs tracking on (drop --cmc or --no-track)"
+            )
+        self.cmc = cmc
         self.timer = StageTimer()
         self._stop_reason: str | None = None
         self._waiting_for_frame = False
@@ -184,13 +190,18 @@ class Pipeline:
             timer.add("capture", (t0 - t_wait) / 1e6)
             detect = self.scheduler.should_detect(frame.timestamp_s)
             stage_ms: dict[str, float] = {}
+            warp = None
+            if self.cmc is not None:
+                # every frame, detector or not: the tracker steps once per frame and each step needs the motion
+                warp = self.cmc(frame.image)
+                stage_ms["cmc"] = (time.perf_counter_ns() - t0) / 1e6
             if detect:
-                dets = self._detect(frame, stage_ms)
+                dets = self._detect(frame, stage_ms, warp)
                 summary.detector_runs += 1
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = self.tracker.predict(frame.timestamp_s)
+                dets = self.tracker.predict(frame.timestamp_s, warp=warp)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -221,7 +232,7 @@ class Pipeline:
                 self._stop_reason = self._stop_reason or "window closed"
             t_wait = time.perf_counter_ns()
 
-    def _detect(self, frame: Frame, stage_ms: dict[str, float]) -> Detections:
+    def _detect(self, frame: Frame, stage_ms: dict[str, float], warp: np.ndarray | None = None) -> Detections:
         t = time.perf_counter_ns()
         tensor, letterbox = self.preprocess(frame.image)
         t1 = time.perf_counter_ns()
@@ -235,7 +246,7 @@ class Pipeline:
         stage_ms["infer"] = (t2 - t1) / 1e6
         stage_ms["postprocess"] = (t3 - t2) / 1e6
         if self.tracker is not None:
-            dets = self.tracker.update(dets, frame.timestamp_s)
+            dets = self.tracker.update(dets, frame.timestamp_s, warp=warp)
             stage_ms["track"] = (time.perf_counter_ns() - t3) / 1e6
         return dets
 
@@ -306,6 +317,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     from edgedet.sinks import SinkConfig, open_sinks
     from edgedet.sources import SourceConfig, open_source
     from edgedet.spec import read_names_file
+    from edgedet.tracking.cmc import make_cmc
 
     config.validate()
     scheduler = make_scheduler(config.detect_every, config.target_fps, config.max_interval)
@@ -371,6 +383,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         scheduler=scheduler,
         classes=config.classes,
         max_frames=config.max_frames,
+        cmc=make_cmc(config.cmc) if config.track else None,
     )
 
 
