@@ -292,7 +292,13 @@ def convert_cmd(
     max_map_drop: Annotated[
         float | None, typer.Option(help="Largest mAP50-95 drop (points) INT8 may cost.")
     ] = None,
-    calib_method: Annotated[str, typer.Option(help="minmax | percentile | entropy")] = "minmax",
+    calib_method: Annotated[str, typer.Option(help="minmax | percentile | entropy")] = "percentile",
+    int8_target: Annotated[
+        str | None,
+        typer.Option(
+            help="cpu (uint8 activations, fast in ONNX Runtime) | tensorrt (symmetric int8; default with --engine)"
+        ),
+    ] = None,
     engine: Annotated[
         bool, typer.Option("--engine", help="Build a TensorRT engine (on the device).")
     ] = False,
@@ -328,6 +334,7 @@ def convert_cmd(
         labels=labels,
         max_map_drop=max_map_drop,
         calib_method=calib_method,
+        int8_target=int8_target,
         engine=engine,
         output=output,
         json=json_out,
@@ -366,6 +373,416 @@ def info_cmd(
                 _echo(f"  {v}")
         else:
             _echo(f"{key}: {value}")
+
+
+# --- bench ------------------------------------------------------------------------------------------------------
+
+_BENCH_HELP = """Latency per stage, measured side by side: engines (interleaved rounds, warm-up discarded) or the whole
+pipeline that `run` executes (glass-to-glass, FPS, CPU%/RSS, Jetson power where available).
+
+Examples:
+
+  edgedet bench model.onnx model.int8.onnx --imgsz 640 --runs 300 --warmup 30
+
+  edgedet bench model.onnx --images calib/ --json bench.json --plot bench.png
+
+  edgedet bench --pipeline --model model.int8.onnx --source flight.mp4 --target-fps 30 --json bench.json --plot bench.png
+"""
+
+
+def _console(err: bool = False) -> Any:
+    from rich.console import Console
+
+    # Piped output (CI logs, tests) gets a wide fixed width instead of Rich's 80-column default.
+    probe = Console(stderr=err)
+    return Console(stderr=err, width=None if probe.is_terminal else 150, highlight=False)
+
+
+class _ProgressBar:
+    """A rich.progress bar on stderr driven by (done, total) callbacks; total 0 = unknown length."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_console(err=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(description, total=None)
+
+    def __enter__(self) -> _ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total or None)
+
+
+@app.command("bench", help=_BENCH_HELP)
+def bench_cmd(
+    models: Annotated[
+        list[str] | None, typer.Argument(help="Models to time side by side (.onnx; .engine with TensorRT).")
+    ] = None,
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline", help="Time the whole `run` pipeline on --source instead.")
+    ] = False,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Pipeline: the model.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Pipeline: the input (as for run).")
+    ] = None,
+    imgsz: Annotated[
+        str | None, typer.Option(help="Engine: synthetic frame size 640 or 384,640 (default: model input).")
+    ] = None,
+    runs: Annotated[int | None, typer.Option(help="Engine: timed rounds (default 300).")] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help="Rounds (engine) or frames (pipeline) discarded first (default 30).")
+    ] = None,
+    images: Annotated[
+        str | None, typer.Option(help="Engine: real images folder instead of synthetic.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="onnxruntime | tensorrt (default: from the file).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | tensorrt (ONNX Runtime provider)")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU inference threads (0 = library default).")] = None,
+    detect_every: Annotated[int | None, typer.Option(help="Pipeline: detector on every N-th frame.")] = None,
+    target_fps: Annotated[
+        float | None, typer.Option(help="Pipeline: skip detector runs to hold this FPS.")
+    ] = None,
+    track: Annotated[bool | None, typer.Option("--track/--no-track", help="Pipeline: SORT tracking.")] = None,
+    realtime: Annotated[
+        bool | None, typer.Option("--realtime", help="Pipeline: pace files to their rate.")
+    ] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Pipeline: stop after this many frames.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML file with the same option names.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write latency CDF + timeline PNG (matplotlib).")
+    ] = None,
+) -> None:
+    from edgedet.bench import bench_engines, bench_pipeline, resolve_imgsz
+    from edgedet.bench_report import plot_engine_bench, plot_pipeline_bench, rich_table, write_json
+    from edgedet.config import BenchConfig, build_config
+
+    cfg = build_config(
+        BenchConfig,
+        config,
+        models=tuple(models) if models else None,
+        pipeline=pipeline or None,
+        model=model,
+        source=source,
+        imgsz=resolve_imgsz(imgsz),
+        runs=runs,
+        warmup=warmup,
+        images=images,
+        backend=backend,
+        device=device,
+        threads=threads,
+        detect_every=detect_every,
+        target_fps=target_fps,
+        track=track,
+        realtime=realtime,
+        max_frames=max_frames,
+    ).validate()
+    if plot is not None:
+        from edgedet._optional import require
+
+        require("matplotlib", "--plot")  # fail before a long run, not after it
+    out = _console()
+    if not cfg.pipeline:
+        with _ProgressBar("bench (interleaved rounds)") as bar:
+            report = bench_engines(cfg, progress=bar)
+        rows = []
+        for e in report["engines"]:
+            lat = e["latency_ms"]
+            rows.append(
+                [
+                    e["model"],
+                    "x".join(map(str, e["input_hw"])),
+                    e["precision"],
+                    lat["infer"]["p50_ms"],
+                    lat["infer"]["p90_ms"],
+                    lat["infer"]["p99_ms"],
+                    lat["infer"]["max_ms"],
+                    lat["e2e"]["p50_ms"],
+                    e["throughput_ips"],
+                    e["ratio_p50_vs_first"],
+                    e["ratio_throughput_vs_first"],
+                ]
+            )
+        out.print(
+            rich_table(
+                f"engine latency (ms), {cfg.runs} interleaved rounds after {cfg.warmup} warm-up; {report['inputs']}",
+                [
+                    "model",
+                    "input",
+                    "precision",
+                    "p50",
+                    "p90",
+                    "p99",
+                    "max",
+                    "e2e p50",
+                    "infer/s",
+                    "x p50",
+                    "x infer/s",
+                ],
+                rows,
+            )
+        )
+        out.print(
+            "x = ratio to the first model (p50 < 1 and infer/s > 1: faster); e2e = preprocess + infer + NMS"
+        )
+        if plot is not None:
+            plot_engine_bench(report["samples_ms"], plot, "inference latency CDF (interleaved, post warm-up)")
+    else:
+        with _ProgressBar("bench pipeline (frames)") as bar:
+            report = bench_pipeline(cfg, progress=bar)
+        ov = report["overall"]
+        shares = report["shares"]
+        rows = [
+            [name, s["count"], s["mean_ms"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["max_ms"],
+             f"{100 * shares[name]:.1f}%" if name in shares else ""]
+            for name, s in report["stages"].items()
+        ]  # fmt: skip
+        out.print(
+            rich_table(
+                f"pipeline latency (ms): {report['backend']} on {cfg.source}, {ov['frames']} frames after "
+                f"{ov['warmup_frames']} warm-up",
+                ["stage", "count", "mean", "p50", "p90", "p99", "max", "share"],
+                rows,
+            )
+        )
+        out.print(
+            f"{ov['fps']} FPS; detector runs {ov['detector_runs']}, track-only {ov['track_only_frames']}, "
+            f"dropped {ov['dropped_frames']}; glass to glass (from {ov['glass_to_glass_from']}) "
+            f"p50 {ov['glass_to_glass_p50_ms']:.1f} ms, p99 {ov['glass_to_glass_p99_ms']:.1f} ms"
+        )
+        out.print(
+            f"dominant stage: {ov['dominant_stage']} ({100 * ov['infer_share']:.0f}% of stage time is infer); "
+            f"everything but infer = {100 * ov['overhead_vs_infer']:.0f}% of infer"
+        )
+        out.print(
+            f"process CPU {ov['cpu_percent_mean']}% mean, RSS max {ov['rss_mb_max']} MB; power "
+            f"{ov['power_w_mean']}, energy/frame {ov['energy_j_per_frame']}, temperatures "
+            f"{ov['temperature_c_max']}, power mode {ov['power_mode']}"
+        )
+        if plot is not None:
+            plot_pipeline_bench(report, plot)
+    if json_out is not None:
+        write_json(report, json_out)
+        out.print(f"wrote {json_out}")
+    if plot is not None:
+        out.print(f"wrote {plot}")
+
+
+# --- eval -------------------------------------------------------------------------------------------------------
+
+eval_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Accuracy: detection mAP (eval det) and tracking HOTA/MOTA/IDF1 (eval mot), through pycocotools/TrackEval.",
+)
+app.add_typer(eval_app, name="eval")
+
+_EVAL_DET_HELP = """COCO mAP50-95 / mAP50 of a model on labelled images (YOLO-txt folder or yaml, or COCO json), with latency.
+
+Examples:
+
+  edgedet eval det --model model.int8.onnx --data coco128/
+
+  edgedet eval det --model model.onnx --data instances_val.json --per-class --json det.json
+"""
+
+
+@eval_app.command("det", help=_EVAL_DET_HELP)
+def eval_det_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="The .onnx model to score.")],
+    data: Annotated[str, typer.Option("--data", help="YOLO dataset folder/yaml or COCO instances json.")],
+    conf: Annotated[
+        float | None, typer.Option(help="Confidence threshold (default 0.001, as for mAP).")
+    ] = None,
+    iou: Annotated[float | None, typer.Option(help="NMS IoU threshold (default 0.6).")] = None,
+    multi_label: Annotated[
+        bool | None, typer.Option("--multi-label/--single-label", help="One box per class above conf.")
+    ] = None,
+    max_det: Annotated[int | None, typer.Option(help="Detections kept per image (default 300).")] = None,
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default 2).")] = None,
+    per_class: Annotated[bool, typer.Option("--per-class", help="Also print AP per class.")] = False,
+    max_images: Annotated[int | None, typer.Option(help="Score only the first N images.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    from edgedet.bench_report import rich_table, write_json
+    from edgedet.config import EvalDetConfig, build_config
+    from edgedet.eval.runner import eval_det
+
+    cfg = build_config(
+        EvalDetConfig,
+        None,
+        model=model,
+        data=data,
+        conf=conf,
+        iou=iou,
+        multi_label=multi_label,
+        max_det=max_det,
+        threads=threads,
+        per_class=per_class,
+        max_images=max_images,
+    ).validate()
+    with _ProgressBar("eval det (images)") as bar:
+        report = eval_det(cfg, progress=bar)
+    ov = report["overall"]
+    out = _console()
+    out.print(
+        rich_table(
+            f"detection accuracy: {Path(model).name} on {data} (pycocotools)",
+            ["images", "objects", "detections", "mAP50-95", "mAP50", "model ms p50", "e2e ms p50"],
+            [[ov["images"], ov["objects"], ov["detections"], f"{ov['mAP50_95']:.3f}", f"{ov['mAP50']:.3f}",
+              ov["model_ms_p50"], ov["e2e_ms_p50"]]],
+        )
+    )  # fmt: skip
+    if per_class and report["per_class"]:
+        out.print(
+            rich_table(
+                "per class",
+                ["class", "mAP50-95", "mAP50"],
+                [[n, f"{v['mAP50_95']:.3f}", f"{v['mAP50']:.3f}"] for n, v in report["per_class"].items()],
+            )
+        )
+    if json_out is not None:
+        write_json(report, json_out)
+        out.print(f"wrote {json_out}")
+
+
+_EVAL_MOT_HELP = """HOTA / MOTA / IDF1 / ID switches of the tracker on MOTChallenge folders (det.txt + gt.txt + seqinfo.ini),
+per sequence and overall, through TrackEval (cross-checked with py-motmetrics).
+
+--realtime replays each sequence at its frame rate with a detector that takes --latency-ms (or the latency of
+--model measured here): frames that arrive while it is busy are track-only, as in a live run.
+
+Examples:
+
+  edgedet eval mot --data mot/ --detect-every 2
+
+  edgedet eval mot --data mot/ --realtime --latency-ms 45
+
+  edgedet eval mot --data mot/ --realtime --latency-ms 120 --target-fps 30
+"""
+
+
+@eval_app.command("mot", help=_EVAL_MOT_HELP)
+def eval_mot_cmd(
+    data: Annotated[str, typer.Option("--data", help="Folder of MOTChallenge sequence folders (or one).")],
+    sequences: Annotated[
+        str | None,
+        typer.Option(help="Only these sequences, comma separated, e.g. MOT17-02-FRCNN,TUD-Stadtmitte."),
+    ] = None,
+    benchmark: Annotated[
+        str | None, typer.Option(help="auto | MOT15 | MOT16 | MOT17 | MOT20 (auto: from the gt layout).")
+    ] = None,
+    detect_every: Annotated[int | None, typer.Option(help="Use the detector on every N-th frame.")] = None,
+    target_fps: Annotated[
+        float | None, typer.Option(help="--realtime: skip detector runs to hold this FPS.")
+    ] = None,
+    track_max_age_s: Annotated[float | None, typer.Option(help="Seconds a lost track is kept.")] = None,
+    track_min_hits: Annotated[int | None, typer.Option(help="Detections before a track is reported.")] = None,
+    track_iou: Annotated[
+        float | None, typer.Option(help="IoU needed to match a detection to a track.")
+    ] = None,
+    track_score: Annotated[
+        float | None, typer.Option(help="Detections below this score do not start or update tracks.")
+    ] = None,
+    second_association: Annotated[
+        bool | None,
+        typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
+    ] = None,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Replay at the frame rate with a detector that takes time.")
+    ] = False,
+    latency_ms: Annotated[
+        float | None, typer.Option(help="--realtime: detector latency per frame (ms).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="--realtime: measure this model's latency here instead."),
+    ] = None,
+    missed: Annotated[
+        str | None, typer.Option(help="--realtime: frames passed over while busy: predict (default) | drop.")
+    ] = None,
+    track_ms: Annotated[
+        float | None, typer.Option(help="--realtime: cost of a track-only frame (ms, 1).")
+    ] = None,
+    no_crosscheck: Annotated[
+        bool, typer.Option("--no-crosscheck", help="Skip the py-motmetrics cross-check.")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    from edgedet.bench_report import rich_table, write_json
+    from edgedet.config import EvalMotConfig, build_config
+    from edgedet.eval.runner import MOT_COLUMNS, eval_mot
+
+    cfg = build_config(
+        EvalMotConfig,
+        None,
+        data=data,
+        sequences=tuple(s.strip() for s in sequences.split(",") if s.strip()) if sequences else None,
+        benchmark=benchmark,
+        detect_every=detect_every,
+        target_fps=target_fps,
+        track_max_age_s=track_max_age_s,
+        track_min_hits=track_min_hits,
+        track_iou=track_iou,
+        track_score=track_score,
+        second_association=second_association,
+        realtime=realtime,
+        latency_ms=latency_ms,
+        model=model,
+        missed=missed,
+        track_ms=track_ms,
+        crosscheck=not no_crosscheck,
+    ).validate()
+    with _ProgressBar("eval mot (sequences)") as bar:
+        report = eval_mot(cfg, progress=bar)
+    rt = report["realtime"]
+    extra = ["det frames", "FPS", "age p50"] if rt else []
+    rows = []
+    for name, s in [*report["sequences"].items(), ("OVERALL", report["overall"])]:
+        row = [name, *(s[k] for k in MOT_COLUMNS)]
+        if rt:
+            r = s.get("realtime")
+            row += (
+                [f"{r['detector_frames']}/{r['frames']}", r["achieved_fps"], r["age_ms_p50"]]
+                if r
+                else [f"{s['detector_frames']}/{s['frames']}", "", ""]
+            )
+        rows.append(row)
+    if rt:
+        how = f"--target-fps {rt['target_fps']}" if rt["target_fps"] else f"detect every {rt['detect_every']}"
+        title = (
+            f"tracking, live replay: detector {rt['latency_ms']} ms ({rt['latency_source']}), {how}, "
+            f"missed frames: {rt['missed']}"
+        )
+    else:
+        title = f"tracking, offline replay: detect every {cfg.detect_every}"
+    out = _console()
+    out.print(rich_table(title + " (TrackEval; % except counts)", ["sequence", *MOT_COLUMNS, *extra], rows))
+    cc = report.get("crosscheck")
+    if cc:
+        d = cc["motmetrics"]["max_abs_diff"]
+        out.print(
+            f"py-motmetrics cross-check: max |diff| MOTA {d['MOTA']:.3f}, IDF1 {d['IDF1']:.3f}, IDSW {d['IDSW']:.0f}"
+        )
+    if json_out is not None:
+        write_json(report, json_out)
+        out.print(f"wrote {json_out}")
 
 
 # --- errors and entry points -------------------------------------------------------------------------------------

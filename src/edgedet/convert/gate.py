@@ -214,7 +214,7 @@ def quantize_with_gate(
     max_map_drop: float | None = None,
     *,
     spec: ModelSpec | None = None,
-    method: Literal["minmax", "percentile", "entropy"] = "minmax",
+    method: Literal["minmax", "percentile", "entropy"] = "percentile",
     float_steps: Sequence[int] = (2, 4, 8),
     sensitivity_images: int = 4,
     activation_type: Literal["uint8", "int8"] = "uint8",

@@ -1,0 +1,175 @@
+"""INT8 Q/DQ quantization: refusals, decode detection, calibration methods that really differ, output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from tests.conftest import shared_path
+
+from edgedet.convert.quantize import (
+    calibrate_ranges,
+    find_decode_nodes,
+    find_head_convs,
+    quantize_int8,
+    quantize_int8_detailed,
+    ranges_dict,
+)
+from edgedet.errors import ConfigError
+from edgedet.spec import SPEC_KEY, ModelSpec
+
+HW = (32, 32)
+
+
+def tiny_yolov5(path: Path, opset: int = 17, dfl: bool = False) -> Path:
+    """Conv-SiLU-Conv-SiLU-head Conv, then a YOLOv5-like decode (Reshape, Transpose, Sigmoid, Mul by a grid
+    constant); with `dfl` the decode also runs a Softmax and a fixed 1x1 Conv, as YOLOv8's DFL does."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.2, (8, 8, 3, 3)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(0, 0.2, (16, 8, 1, 1)).astype(np.float32), "wh"),
+        numpy_helper.from_array(np.array([1, 16, -1], np.int64), "shape"),
+        numpy_helper.from_array(np.float32(4.0), "scale"),
+    ]
+    n = [
+        helper.make_node("Conv", ["images", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Sigmoid", ["c1"], ["s1"], name="sig1"),
+        helper.make_node("Mul", ["c1", "s1"], ["a1"], name="silu1"),
+        helper.make_node("Conv", ["a1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Sigmoid", ["c2"], ["s2"], name="sig2"),
+        helper.make_node("Mul", ["c2", "s2"], ["a2"], name="silu2"),
+        helper.make_node("Conv", ["a2", "wh"], ["h"], name="head"),
+        helper.make_node("Reshape", ["h", "shape"], ["r"], name="dec_reshape"),
+    ]
+    if dfl:
+        inits.append(numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1), "wdfl"))
+        inits.append(numpy_helper.from_array(np.array([1, 16, 8, 8], np.int64), "shape4"))
+        n += [
+            helper.make_node("Softmax", ["r"], ["sm"], name="dec_softmax", axis=1),
+            helper.make_node("Reshape", ["sm", "shape4"], ["sm4"], name="dec_reshape4"),
+            helper.make_node("Conv", ["sm4", "wdfl"], ["d"], name="dec_dfl"),
+            helper.make_node("Mul", ["d", "scale"], ["output0"], name="dec_mul"),
+        ]
+        out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 1, 8, 8])
+    else:
+        n += [
+            helper.make_node("Transpose", ["r"], ["t"], name="dec_transpose", perm=[0, 2, 1]),
+            helper.make_node("Sigmoid", ["t"], ["st"], name="dec_sigmoid"),
+            helper.make_node("Mul", ["st", "scale"], ["output0"], name="dec_mul"),
+        ]
+        out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 64, 16])
+    graph = helper.make_graph(
+        n, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *HW])], [out], inits
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Images with heavy-tailed pixel statistics (mostly dark, a few bright blobs), so ranges depend on method."""
+    d = tmp_path_factory.mktemp("calib")
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(12):
+        img = (rng.gamma(1.0, 12.0, (48, 64, 3))).clip(0, 255).astype(np.uint8)
+        y, x = rng.integers(0, 40, 2)
+        img[y : y + 4, x : x + 4] = 255
+        p = d / f"{i:03d}.png"
+        cv2.imwrite(str(p), img)
+        paths.append(p)
+    return paths
+
+
+SPEC = ModelSpec(input_hw=HW, output_format="yolov5", class_names=tuple("abcdefghijk"))
+
+
+def test_decode_nodes_are_everything_after_the_last_conv(tmp_path: Path) -> None:
+    m = onnx.load(str(tiny_yolov5(tmp_path / "t.onnx")))
+    assert find_decode_nodes(m) == ["dec_reshape", "dec_transpose", "dec_sigmoid", "dec_mul"]
+    assert find_head_convs(m) == ["head"]
+
+
+def test_dfl_conv_counts_as_decode(tmp_path: Path) -> None:
+    m = onnx.load(str(tiny_yolov5(tmp_path / "t.onnx", dfl=True)))
+    assert find_decode_nodes(m) == ["dec_reshape", "dec_softmax", "dec_reshape4", "dec_dfl", "dec_mul"]
+    assert find_head_convs(m) == ["head"]
+
+
+def test_yolov5n_decode_is_the_detect_tail() -> None:
+    m = onnx.load(str(shared_path("models", "reference_onnx", "yolov5n_320.onnx")))
+    decode = find_decode_nodes(m)
+    ops = {n.name: n.op_type for n in m.graph.node}
+    assert all(name.startswith("/model.24/") for name in decode)
+    assert (
+        sorted(ops[d] for d in decode if ops[d] in ("Sigmoid", "Pow", "Conv"))
+        == ["Pow"] * 3 + ["Sigmoid"] * 3
+    )
+    assert sorted(find_head_convs(m)) == [f"/model.24/m.{i}/Conv" for i in range(3)]
+
+
+def test_too_few_images_and_unknown_method_are_refused(tmp_path: Path, images: list[Path]) -> None:
+    src = tiny_yolov5(tmp_path / "t.onnx")
+    with pytest.raises(ConfigError, match=r"at least 32 images, got 12.*--calib"):
+        quantize_int8(src, tmp_path / "q.onnx", images, SPEC)
+    with pytest.raises(ConfigError, match="unknown calibration method 'kl'"):
+        quantize_int8(src, tmp_path / "q.onnx", images, SPEC, "kl", min_images=4)  # type: ignore[arg-type]
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_calibration_methods_give_different_ranges(tmp_path: Path, images: list[Path]) -> None:
+    src = tiny_yolov5(tmp_path / "t.onnx")
+    r = {m: ranges_dict(calibrate_ranges(src, images, SPEC, m)) for m in ("minmax", "entropy", "percentile")}
+    names = sorted(r["minmax"])
+    assert "c2" in names
+    for m in ("entropy", "percentile"):
+        # clipping methods never widen the MinMax range, and must narrow some (ORT's defaults made Entropy == MinMax)
+        assert all(r[m][k][1] <= r["minmax"][k][1] + 1e-6 for k in names)
+        assert sum(r[m][k][1] < r["minmax"][k][1] - 1e-4 for k in names) >= 1, m
+    assert sum(r["entropy"][k][1] < 0.9 * r["minmax"][k][1] for k in names) >= 1  # KL clips the tails hard
+    assert any(abs(r["entropy"][k][1] - r["percentile"][k][1]) > 1e-3 for k in names)
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_quantized_file_runs_keeps_decode_float_and_records_spec(
+    tmp_path: Path, images: list[Path], opset: int
+) -> None:
+    src = tiny_yolov5(tmp_path / "t.onnx", opset=opset)
+    res = quantize_int8_detailed(src, tmp_path / "q.onnx", images, SPEC, "minmax", min_images=8)
+    m = onnx.load(str(res.path))
+    assert next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 13
+    q_inputs = {n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
+    assert {"c1", "a1"} <= q_inputs  # backbone activations are quantized
+    assert not q_inputs & {"h", "r", "t", "st"}  # head output and decode stay float
+    zps = [i for i in m.graph.initializer if i.name.endswith("_zero_point")]
+    assert {z.data_type for z in zps if z.name.startswith(("c1", "a1"))} == {TensorProto.UINT8}
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0].endswith("bias") for n in m.graph.node)
+    meta = {p.key: p.value for p in m.metadata_props}
+    spec = ModelSpec.from_json(meta[SPEC_KEY])
+    assert spec.precision == "int8" and '"images": 12' in spec.provenance["calibration"]
+    from edgedet.preprocess import Preprocessor
+
+    x, _ = Preprocessor(SPEC)(cv2.imread(str(images[0])))  # type: ignore[arg-type]
+    ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    got = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    assert got.shape == ref.shape
+    # 8-bit error through 3 layers on an image like the calibration ones, in the 0..4 output range
+    assert float(np.abs(got - ref).mean()) < 0.03
+    assert float(np.abs(got - ref).max()) < 0.3
+
+
+def test_int8_activations_for_tensorrt_are_symmetric(tmp_path: Path, images: list[Path]) -> None:
+    src = tiny_yolov5(tmp_path / "t.onnx")
+    out = quantize_int8(src, tmp_path / "q.onnx", images, SPEC, min_images=8, activation_type="int8")
+    m = onnx.load(str(out))
+    zps = [numpy_helper.to_array(i) for i in m.graph.initializer if i.name.endswith("_zero_point")]
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
