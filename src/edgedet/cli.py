@@ -715,7 +715,7 @@ def eval_mot_cmd(
         typer.Option("--model", "-m", help="--realtime: measure this model's latency here instead."),
     ] = None,
     missed: Annotated[
-        str | None, typer.Option(help="--realtime: frames passed over while busy: predict (default) | drop.")
+        str | None, typer.Option(help="--realtime: frames passed over while busy: drop (default, as run does live) | predict.")
     ] = None,
     track_ms: Annotated[
         float | None, typer.Option(help="--realtime: cost of a track-only frame (ms, 1).")
