@@ -151,7 +151,11 @@ def _read_yolo_labels(
     if not path.is_file():
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int32)
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start}); fix or remove the label file") from exc
+    for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
@@ -166,8 +170,11 @@ def _read_yolo_labels(
             raise DataError(f"{path}:{lineno}: not a number in {line.strip()!r}; fix the label file") from exc
     if not rows:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int32)
-    arr = np.unique(np.asarray(rows, np.float64), axis=0)  # drop duplicate rows, as YOLOv5 does
-    if (arr[:, 0] < 0).any() or (arr[:, 0] != np.round(arr[:, 0])).any():
+    arr = np.asarray(rows, np.float64)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: a label has a NaN or infinite value; fix the label file")
+    arr = np.unique(arr, axis=0)  # drop duplicate rows, as YOLOv5 does
+    if (arr[:, 0] < 0).any() or (arr[:, 0] != np.round(arr[:, 0])).any() or (arr[:, 0] > 2**31 - 1).any():
         raise DataError(f"{path}: class ids must be non-negative integers; fix the label file")
     if (arr[:, 1:] < 0).any() or (arr[:, 1:] > 1.0001).any():
         raise DataError(f"{path}: box values must be normalised to [0, 1]; this looks like pixel labels")
@@ -222,10 +229,25 @@ def load_coco_json(json_path: Path | str, images_dir: Path | str | None = None) 
     json_path = Path(json_path)
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read COCO json {json_path}: {exc}; pass a COCO instances file") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise DataError(
+            f"cannot read COCO json {json_path}: {type(exc).__name__}: {str(exc)[:80]}; pass a COCO instances file"
+        ) from exc
     if not isinstance(data, Mapping) or "images" not in data or "annotations" not in data:
         raise DataError(f"{json_path}: no `images`/`annotations` lists; pass a COCO instances json")
+    try:
+        return _coco_dataset(data, json_path, images_dir)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError) as exc:
+        # a field missing or of the wrong type somewhere in an outside file: say which, in one line
+        raise DataError(
+            f"{json_path}: malformed COCO json ({type(exc).__name__}: {str(exc)[:80]!r}); each image needs "
+            "id, file_name, height, width; each annotation image_id, category_id, bbox [x, y, w, h]"
+        ) from exc
+
+
+def _coco_dataset(
+    data: Mapping[str, Any], json_path: Path, images_dir: Path | str | None
+) -> DetectionDataset:
     cats = sorted(data.get("categories", []), key=lambda c: int(c["id"]))
     cat_index = {int(c["id"]): i for i, c in enumerate(cats)}
     names = tuple(str(c.get("name", c["id"])) for c in cats)

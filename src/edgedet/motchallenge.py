@@ -14,6 +14,7 @@ Every malformed input raises DataError naming the file, the line and what to do 
 from __future__ import annotations
 
 import configparser
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,8 @@ def _read_table(path: PathLike, what: str, min_cols: int, max_cols: int) -> npt.
             ) from None
         if not all(np.isfinite(vals)):
             raise DataError(f"{p}:{lineno}: {what} row {line!r} has a NaN or infinite value: fix the row")
+        if max(abs(v) for v in vals) >= 2.0**53:  # frame, id, flag and class become int64: keep them exact
+            raise DataError(f"{p}:{lineno}: {what} row {line[:80]!r} has a value out of range: fix the row")
         if vals[0] < 1 or vals[0] != int(vals[0]):
             raise DataError(
                 f"{p}:{lineno}: frame number {fields[0]!r} is not a positive integer: frames are 1-based"
@@ -235,7 +238,8 @@ def read_gt(path: PathLike) -> MotGroundTruth:
 def read_seqinfo(path: PathLike) -> SeqInfo:
     """Read a seqinfo.ini ([Sequence] name, frameRate, seqLength, imWidth, imHeight)."""
     p = Path(path)
-    parser = configparser.ConfigParser()
+    # No interpolation: a '%' in a value is text, not a reference to another key.
+    parser = configparser.ConfigParser(interpolation=None)
     try:
         with p.open(encoding="utf-8") as fh:
             parser.read_file(fh)
@@ -257,8 +261,8 @@ def read_seqinfo(path: PathLike) -> SeqInfo:
             val = kind(sec[key].strip())
         except ValueError:
             raise DataError(f"seqinfo file {p}: {key}={sec[key]!r} is not a number: fix it") from None
-        if not val > 0:
-            raise DataError(f"seqinfo file {p}: {key}={sec[key]!r} must be positive: fix it")
+        if not (val > 0 and math.isfinite(val)):
+            raise DataError(f"seqinfo file {p}: {key}={sec[key]!r} must be positive and finite: fix it")
         return val
 
     return SeqInfo(

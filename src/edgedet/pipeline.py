@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgedet.backends import Backend, BackendConfig, open_backend
+from edgedet.boxes import clip_xyxy
 from edgedet.config import RunConfig
 from edgedet.errors import ConfigError
 from edgedet.profiling import LatencyStats, StageTimer
@@ -50,6 +51,8 @@ class RunSummary:
     dropped_frames: int = 0
     reconnects: int = 0
     stalls: int = 0
+    downtime_s: float = 0.0
+    lost_during_gaps: int = 0
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
     lost_outputs: dict[str, int] = field(default_factory=dict)
@@ -69,6 +72,8 @@ class RunSummary:
             "dropped_frames": self.dropped_frames,
             "reconnects": self.reconnects,
             "stalls": self.stalls,
+            "downtime_s": round(self.downtime_s, 3),
+            "lost_during_gaps": self.lost_during_gaps,
             "stopped_by": self.stopped_by,
             "latency_ms": {k: v.as_dict() for k, v in self.latency.items()},
             "lost_outputs": dict(self.lost_outputs),
@@ -80,7 +85,12 @@ class RunSummary:
         lines = [
             f"frames {self.frames} in {self.wall_s:.1f} s = {self.fps:.1f} FPS  "
             f"(detector runs {self.detector_runs}, track-only {self.track_only_frames}, dropped {self.dropped_frames}"
-            + (f", reconnects {self.reconnects}" if self.reconnects else "")
+            + (
+                f", reconnects {self.reconnects}, {self.downtime_s:.1f} s without frames"
+                f" (~{self.lost_during_gaps} frames lost)"
+                if self.reconnects
+                else ""
+            )
             + f"; stopped by {self.stopped_by})",
         ]
         if frame is not None:
@@ -201,7 +211,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = self.tracker.predict(frame.timestamp_s, warp=warp)
+                dets = _inside(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -246,7 +256,7 @@ class Pipeline:
         stage_ms["infer"] = (t2 - t1) / 1e6
         stage_ms["postprocess"] = (t3 - t2) / 1e6
         if self.tracker is not None:
-            dets = self.tracker.update(dets, frame.timestamp_s, warp=warp)
+            dets = _inside(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
             stage_ms["track"] = (time.perf_counter_ns() - t3) / 1e6
         return dets
 
@@ -281,6 +291,8 @@ class Pipeline:
             summary.dropped_frames = int(getattr(st, "dropped", 0))
             summary.reconnects = int(getattr(st, "reconnects", 0))
             summary.stalls = int(getattr(st, "stalls", 0))
+            summary.downtime_s = float(getattr(st, "downtime_s", 0.0))
+            summary.lost_during_gaps = int(getattr(st, "lost_during_gaps", 0))
         for sink in self.sinks:
             try:
                 sink.close()
@@ -294,6 +306,16 @@ class Pipeline:
         close = getattr(self.source, "close", None)
         if callable(close):
             close()
+
+
+def _inside(dets: Detections, hw: tuple[int, int]) -> Detections:
+    """Clip the tracker's boxes to the frame and drop those left with no area: a predicted box can coast
+    past the edge after its object has left."""
+    if not len(dets):
+        return dets
+    xyxy = clip_xyxy(dets.xyxy, hw)
+    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return Detections(xyxy[keep], dets.confidence[keep], dets.class_id[keep], dets.track_id[keep])
 
 
 # --- building from options ----------------------------------------------------------------------------------

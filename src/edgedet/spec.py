@@ -58,9 +58,9 @@ class ModelSpec:
     def from_json(cls, text: str, where: str = "model spec") -> ModelSpec:
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:  # ValueError: bad JSON, or bytes not UTF-8
             raise DataError(
-                f"{where}: not valid JSON ({exc}); re-export the model with `edgedet convert`"
+                f"{where}: not valid JSON ({type(exc).__name__}); re-export the model with `edgedet convert`"
             ) from exc
         if not isinstance(d, dict):
             raise DataError(f"{where}: expected a JSON object; re-export the model with `edgedet convert`")
@@ -73,13 +73,21 @@ class ModelSpec:
             if "input_hw" in d:
                 d["input_hw"] = _hw(d["input_hw"])
             if "class_names" in d:
+                if not isinstance(d["class_names"], list):
+                    raise TypeError(f"class_names must be a list, got {type(d['class_names']).__name__}")
                 d["class_names"] = tuple(str(n) for n in d["class_names"])
+            _check_json_types(d)
             spec = cls(**d)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise DataError(
                 f"{where}: bad field value ({exc}); re-export the model with `edgedet convert`"
             ) from exc
-        spec.validate(where)
+        try:
+            spec.validate(where)
+        except TypeError as exc:  # a field of the wrong JSON type (e.g. "input_hw": [null, 3])
+            raise DataError(
+                f"{where}: bad field value ({exc}); re-export the model with `edgedet convert`"
+            ) from exc
         return spec
 
     def validate(self, where: str = "model spec") -> None:
@@ -105,6 +113,30 @@ class ModelSpec:
         return replace(self, **changes)
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "input_name": (str,),
+    "batch": (int,),
+    "layout": (str,),
+    "color": (str,),
+    "scale": (int, float),
+    "letterbox": (bool,),
+    "pad_value": (int,),
+    "output_format": (str,),
+    "precision": (str,),
+    "stride": (int,),
+    "provenance": (dict,),
+}
+
+
+def _check_json_types(d: Mapping[str, Any]) -> None:
+    """TypeError naming the first field of a spec JSON whose value has the wrong type."""
+    for name, types in _JSON_TYPES.items():
+        if name in d:
+            v = d[name]
+            if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+                raise TypeError(f"{name} must be {types[-1].__name__}, got {type(v).__name__}")
+
+
 def _hw(v: Any) -> tuple[int, int]:
     if isinstance(v, (int, float)):
         return int(v), int(v)
@@ -120,19 +152,30 @@ def parse_names(text: str) -> tuple[str, ...]:
     """Class names from Ultralytics/YOLOv5 metadata ("{0: 'person', ...}" or "['person', ...]")."""
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
         raise DataError(f"class names metadata is not a Python literal: {text[:60]!r}") from exc
     if isinstance(value, dict):
-        try:
-            keys = sorted(int(k) for k in value)
-        except (TypeError, ValueError) as exc:
-            raise DataError("class names metadata has non-integer keys") from exc
-        if keys != list(range(len(keys))):
-            raise DataError("class names metadata must number classes 0..N-1 without gaps")
-        return tuple(str(value[k] if k in value else value[str(k)]) for k in keys)
+        return _names_from_dict(value)
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
     raise DataError(f"class names metadata must be a dict or list, got {type(value).__name__}")
+
+
+def _names_from_dict(value: Mapping[Any, Any]) -> tuple[str, ...]:
+    """{0: 'person', 1: 'car'} (keys 0, "0" or 0.0) -> names in index order; DataError on gaps or bad keys."""
+    by_index: dict[int, Any] = {}
+    for k, v in value.items():
+        # 0, "0" and 0.0 name class 0; 1.5, " x" or a repeated index do not name a class
+        try:
+            i = int(k) if not isinstance(k, float) or k.is_integer() else None
+        except (TypeError, ValueError, OverflowError):
+            i = None
+        if i is None or i in by_index:
+            raise DataError(f"class names have a bad or repeated key {str(k)[:20]!r}; number them 0..N-1")
+        by_index[i] = v
+    if sorted(by_index) != list(range(len(by_index))):
+        raise DataError("class names must number classes 0..N-1 without gaps")
+    return tuple(str(by_index[i]) for i in range(len(by_index)))
 
 
 def read_names_file(path: str) -> tuple[str, ...]:
@@ -146,16 +189,20 @@ def read_names_file(path: str) -> tuple[str, ...]:
         raise DataError(
             f"cannot read class names file {path}: {exc.strerror}; pass a text file, one name per line"
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"class names file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
     if p.suffix in (".yaml", ".yml"):
         import yaml
 
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, RecursionError) as exc:
             raise DataError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, dict):
-            return tuple(str(names[k]) for k in sorted(names))
+            return _names_from_dict(names)
         if isinstance(names, list):
             return tuple(str(n) for n in names)
         raise DataError(f"{path}: no `names:` list or mapping; pass a text file, one name per line")
@@ -216,7 +263,7 @@ def spec_from_metadata(
     if "stride" in meta:
         try:
             stride = int(float(meta["stride"]))
-        except ValueError:
+        except (ValueError, OverflowError):
             stride = 32
     if len(input_shape) != 4:
         raise ModelError(
@@ -228,8 +275,8 @@ def spec_from_metadata(
     elif "imgsz" in meta:
         try:
             input_hw = _hw(ast.literal_eval(meta["imgsz"]))
-        except (ValueError, SyntaxError, TypeError) as exc:
-            raise DataError(f"{where}: metadata imgsz {meta['imgsz']!r} is not an image size") from exc
+        except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError) as exc:
+            raise DataError(f"{where}: metadata imgsz {meta['imgsz'][:40]!r} is not an image size") from exc
     else:
         input_hw = (640, 640)
     batch = input_shape[0] if isinstance(input_shape[0], int) and input_shape[0] > 0 else 0

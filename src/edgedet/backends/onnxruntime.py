@@ -130,7 +130,16 @@ class OnnxRuntimeBackend(Backend):
     def infer(self, tensor: npt.NDArray[np.float32]) -> Sequence[npt.NDArray[np.floating]]:
         if tensor.dtype != self._input_dtype:
             tensor = tensor.astype(self._input_dtype)
-        outs: list[npt.NDArray[np.floating]] = self._session.run(None, {self._input.name: tensor})
+        try:
+            outs: list[npt.NDArray[np.floating]] = self._session.run(None, {self._input.name: tensor})
+        except (
+            Exception
+        ) as exc:  # ORT's Fail/RuntimeException: a graph that loads but cannot run (corrupt file)
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"ONNX Runtime failed to run {self.model_path.name}: {first}; the file may be damaged: "
+                "re-export it with `edgedet convert` or copy it again"
+            ) from exc
         return outs
 
     def close(self) -> None:

@@ -203,11 +203,18 @@ def read_sidecar(plan: Path) -> dict[str, Any]:
         raise DataError(
             f"engine {plan} has no sidecar {p.name}; rebuild it with `edgedet convert --engine`"
         ) from exc
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise DataError(
-            f"engine sidecar {p} is unreadable ({exc}); rebuild with `edgedet convert --engine`"
+            f"engine sidecar {p} is unreadable ({type(exc).__name__}: {str(exc)[:80]}); "
+            "rebuild with `edgedet convert --engine`"
         ) from exc
-    if not isinstance(data, dict) or "key" not in data or "spec" not in data:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("key"), dict)
+        or set(data["key"]) != set(EngineKey.__dataclass_fields__)
+        or not all(isinstance(v, str) for v in data["key"].values())
+        or not isinstance(data.get("spec"), dict)
+    ):
         raise DataError(f"engine sidecar {p} lacks key/spec; rebuild with `edgedet convert --engine`")
     return data
 

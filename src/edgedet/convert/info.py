@@ -90,9 +90,10 @@ def _onnx_precision(m: Any, ops: Counter[str], spec: ModelSpec) -> str:
 def _describe_sidecar(side: Path, engine: Path | None) -> dict[str, Any]:
     try:
         data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise DataError(
-            f"cannot read engine sidecar {side} ({exc}); rebuild the engine with `edgedet convert --engine`"
+            f"cannot read engine sidecar {side} ({type(exc).__name__}: {str(exc)[:80]}); rebuild the engine "
+            "with `edgedet convert --engine`"
         ) from exc
     if not isinstance(data, dict):
         raise DataError(f"{side}: expected a JSON object; rebuild the engine with `edgedet convert --engine`")

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 _CAP_PROP_FPS = 5  # cv2.CAP_PROP_FPS; a literal so this module works with any capture-like object
 _RATE_WINDOW = 64  # inter-frame intervals kept for the measured frame rate
+_BURST_WINDOW_S = 3.0  # how long after opening a capture buffered-frame bursts are looked for
+_BURST_INTERVAL_S = 0.002  # reads closer than this are buffered frames when the stream's rate is unknown
 
 
 class Capture(Protocol):
@@ -320,6 +322,12 @@ class LiveSource(Source):
                 self._reader_state = "reading"
                 self._progress_t = time.monotonic()
                 self._cond.notify_all()
+            # Right after a (re)connect FFmpeg hands over ~1 s of buffered frames a fraction of a millisecond
+            # apart, all stamped "now": the tracker would see them as huge velocities. Frames read much faster
+            # than the stream's rate in the first seconds after opening are stale and are discarded.
+            t_open = time.monotonic()
+            prev_t: float | None = None
+            in_burst = True
             while True:
                 try:
                     ok, image = cap.read()
@@ -330,6 +338,20 @@ class LiveSource(Source):
                 if not ok or image is None:
                     self._fail(gen, "read failed (stream ended or device lost)")
                     return
+                if in_burst:
+                    fast = 0.25 / self.fps if self.fps else _BURST_INTERVAL_S
+                    # the first frame may itself be buffered: it waits until the next read shows the pace
+                    buffered = prev_t is None or (t - prev_t < fast and t - t_open < _BURST_WINDOW_S)
+                    prev_t = t
+                    if buffered:
+                        with self._cond:
+                            if gen != self._gen:
+                                return
+                            self._dropped += 1  # stale, never delivered: counted with the dropped frames
+                            self._read_count += 1
+                            self._progress_t = t  # reading, not stalled
+                        continue
+                    in_burst = False
                 with self._cond:
                     if gen != self._gen:
                         return  # abandoned while blocked in read(): this frame belongs to no one
