@@ -27,6 +27,18 @@ app = typer.Typer(
 
 _state: dict[str, Any] = {"debug": False}
 
+# Options shared by several commands: one declaration each, so help texts and types cannot drift apart.
+TrackMaxAgeOpt = Annotated[float | None, typer.Option(help="Seconds a lost track is kept.")]
+TrackMinHitsOpt = Annotated[int | None, typer.Option(help="Detections before a track is reported.")]
+TrackIouOpt = Annotated[float | None, typer.Option(help="IoU needed to match a detection to a track.")]
+TrackScoreOpt = Annotated[
+    float | None, typer.Option(help="Detections below this score do not start or update tracks.")
+]
+SecondAssociationOpt = Annotated[
+    bool | None,
+    typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
+]
+
 
 def _echo(text: str = "", err: bool = False) -> None:
     typer.echo(text, err=err)
@@ -105,21 +117,14 @@ def run_cmd(
     target_fps: Annotated[
         float | None, typer.Option(help="Skip detector runs adaptively to hold this FPS.")
     ] = None,
-    track_max_age_s: Annotated[float | None, typer.Option(help="Seconds a lost track is kept.")] = None,
-    track_min_hits: Annotated[int | None, typer.Option(help="Detections before a track is reported.")] = None,
-    track_iou: Annotated[
-        float | None, typer.Option(help="IoU needed to match a detection to a track.")
-    ] = None,
-    track_score: Annotated[
-        float | None, typer.Option(help="Detections below this score do not start or update tracks.")
-    ] = None,
+    track_max_age_s: TrackMaxAgeOpt = None,
+    track_min_hits: TrackMinHitsOpt = None,
+    track_iou: TrackIouOpt = None,
+    track_score: TrackScoreOpt = None,
     cmc: Annotated[
         str | None, typer.Option(help="Camera-motion compensation: off | sparse (for moving cameras).")
     ] = None,
-    second_association: Annotated[
-        bool | None,
-        typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
-    ] = None,
+    second_association: SecondAssociationOpt = None,
     realtime: Annotated[
         bool | None, typer.Option("--realtime", help="Pace files to their frame rate.")
     ] = None,
@@ -216,31 +221,23 @@ def track_cmd(
     seqinfo: Annotated[Path, typer.Option("--seqinfo", help="seqinfo.ini (frame rate, length, size)")],
     out: Annotated[Path, typer.Option("--out", help="Output tracks txt")],
     detect_every: Annotated[int, typer.Option(help="Use detections only on every N-th frame.")] = 1,
-    track_max_age_s: Annotated[float | None, typer.Option(help="Seconds a lost track is kept.")] = None,
-    track_min_hits: Annotated[int | None, typer.Option(help="Detections before a track is reported.")] = None,
-    track_iou: Annotated[float | None, typer.Option(help="IoU needed to match.")] = None,
-    track_score: Annotated[
-        float | None, typer.Option(help="Detections below this score are not tracked.")
-    ] = None,
-    second_association: Annotated[
-        bool | None,
-        typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
-    ] = None,
+    track_max_age_s: TrackMaxAgeOpt = None,
+    track_min_hits: TrackMinHitsOpt = None,
+    track_iou: TrackIouOpt = None,
+    track_score: TrackScoreOpt = None,
+    second_association: SecondAssociationOpt = None,
 ) -> None:
-    from dataclasses import replace
-
     from edgedet.motchallenge import write_mot
     from edgedet.tracking import TrackerConfig
     from edgedet.tracking.replay import track_sequence
 
-    overrides: dict[str, Any] = {
-        "max_age_s": track_max_age_s,
-        "min_hits": track_min_hits,
-        "iou_threshold": track_iou,
-        "score_threshold": track_score,
-        "second_association": second_association,
-    }
-    tcfg = replace(TrackerConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    tcfg = TrackerConfig().with_overrides(
+        max_age_s=track_max_age_s,
+        min_hits=track_min_hits,
+        iou_threshold=track_iou,
+        score_threshold=track_score,
+        second_association=second_association,
+    )
     rows = track_sequence(dets, seqinfo, tcfg, detect_every=detect_every)
     write_mot(rows, out)
     n_ids = len(set(rows.track_id.tolist())) if len(rows) else 0
@@ -692,18 +689,11 @@ def eval_mot_cmd(
     target_fps: Annotated[
         float | None, typer.Option(help="--realtime: skip detector runs to hold this FPS.")
     ] = None,
-    track_max_age_s: Annotated[float | None, typer.Option(help="Seconds a lost track is kept.")] = None,
-    track_min_hits: Annotated[int | None, typer.Option(help="Detections before a track is reported.")] = None,
-    track_iou: Annotated[
-        float | None, typer.Option(help="IoU needed to match a detection to a track.")
-    ] = None,
-    track_score: Annotated[
-        float | None, typer.Option(help="Detections below this score do not start or update tracks.")
-    ] = None,
-    second_association: Annotated[
-        bool | None,
-        typer.Option("--second-association/--no-second-association", help="ByteTrack-style low-score pass."),
-    ] = None,
+    track_max_age_s: TrackMaxAgeOpt = None,
+    track_min_hits: TrackMinHitsOpt = None,
+    track_iou: TrackIouOpt = None,
+    track_score: TrackScoreOpt = None,
+    second_association: SecondAssociationOpt = None,
     realtime: Annotated[
         bool, typer.Option("--realtime", help="Replay at the frame rate with a detector that takes time.")
     ] = False,
@@ -715,7 +705,10 @@ def eval_mot_cmd(
         typer.Option("--model", "-m", help="--realtime: measure this model's latency here instead."),
     ] = None,
     missed: Annotated[
-        str | None, typer.Option(help="--realtime: frames passed over while busy: drop (default, as run does live) | predict.")
+        str | None,
+        typer.Option(
+            help="--realtime: frames passed over while busy: drop (default, as run does live) | predict."
+        ),
     ] = None,
     track_ms: Annotated[
         float | None, typer.Option(help="--realtime: cost of a track-only frame (ms, 1).")

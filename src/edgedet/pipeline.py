@@ -411,17 +411,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
 
 def build_tracker(config: RunConfig, source_fps: float | None = None) -> Any:
     """SORT with the flags' overrides; one Kalman step per frame of the source's nominal rate."""
-    from dataclasses import replace
+    from edgedet.tracking import SortTracker, tracker_config_from_flags
 
-    from edgedet.tracking import SortTracker, TrackerConfig
-
-    overrides: dict[str, Any] = {
-        "max_age_s": config.track_max_age_s,
-        "min_hits": config.track_min_hits,
-        "iou_threshold": config.track_iou,
-        "score_threshold": config.track_score,
-        "second_association": config.second_association,
-        "nominal_fps": source_fps if source_fps and source_fps > 0 else None,
-    }
-    tcfg = replace(TrackerConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    return SortTracker(tcfg)
+    fps = source_fps if source_fps and source_fps > 0 else None
+    return SortTracker(tracker_config_from_flags(config, nominal_fps=fps))

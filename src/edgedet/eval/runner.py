@@ -134,16 +134,9 @@ def find_sequences(data: str | Path, names: tuple[str, ...] | None = None) -> li
 
 
 def _tracker_config(config: EvalMotConfig) -> Any:
-    from edgedet.tracking import TrackerConfig
+    from edgedet.tracking import tracker_config_from_flags
 
-    overrides: dict[str, Any] = {
-        "max_age_s": config.track_max_age_s,
-        "min_hits": config.track_min_hits,
-        "iou_threshold": config.track_iou,
-        "score_threshold": config.track_score,
-        "second_association": config.second_association,
-    }
-    return dataclasses.replace(TrackerConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    return tracker_config_from_flags(config)
 
 
 def _round(summary: Mapping[str, Any]) -> dict[str, Any]:

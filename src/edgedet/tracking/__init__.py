@@ -5,6 +5,6 @@ Public: TrackerConfig, SortTracker (tracking.sort); track_sequence (tracking.rep
 
 from __future__ import annotations
 
-from edgedet.tracking.sort import SortTracker, TrackerConfig
+from edgedet.tracking.sort import SortTracker, TrackerConfig, tracker_config_from_flags
 
-__all__ = ["SortTracker", "TrackerConfig"]
+__all__ = ["SortTracker", "TrackerConfig", "tracker_config_from_flags"]

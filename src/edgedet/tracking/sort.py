@@ -9,8 +9,10 @@ matched, with their corrected (posterior) boxes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +83,10 @@ class TrackerConfig:
             if not ok:
                 raise ConfigError(f"TrackerConfig: {msg}: fix the value passed")
 
+    def with_overrides(self, **changes: Any) -> TrackerConfig:
+        """A copy with the given fields changed; None means "keep this config's value" (unset CLI flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
     @classmethod
     def sort(
         cls, fps: float, max_age_frames: int = 1, min_hits: int = 3, iou_threshold: float = 0.3
@@ -97,6 +103,19 @@ class TrackerConfig:
             second_association=False,
             gate_first=False,
         )
+
+
+def tracker_config_from_flags(flags: Any, **extra: Any) -> TrackerConfig:
+    """The default TrackerConfig with a command config's tracker flags applied (`track_max_age_s`,
+    `track_min_hits`, `track_iou`, `track_score`, `second_association`; None = default) and `extra` fields."""
+    return TrackerConfig().with_overrides(
+        max_age_s=getattr(flags, "track_max_age_s", None),
+        min_hits=getattr(flags, "track_min_hits", None),
+        iou_threshold=getattr(flags, "track_iou", None),
+        score_threshold=getattr(flags, "track_score", None),
+        second_association=getattr(flags, "second_association", None),
+        **extra,
+    )
 
 
 class SortTracker:
