@@ -336,7 +336,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     """
     from edgedet.postprocess import PostprocessConfig, Postprocessor
     from edgedet.preprocess import Preprocessor
-    from edgedet.sinks import SinkConfig, open_sinks
+    from edgedet.sinks import SinkConfig, check_sink_config, open_sinks
     from edgedet.sources import SourceConfig, open_source
     from edgedet.spec import read_names_file
     from edgedet.tracking.cmc import make_cmc
@@ -356,6 +356,16 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         ),
     )
     spec = backend.spec
+    sink_config = SinkConfig(
+        show=config.show,
+        save_video=config.save_video,
+        save_mot=config.save_mot,
+        save_json=config.save_json,
+        save_coco=config.save_coco,
+        class_names=spec.class_names,
+        tracking=config.track,
+    )
+    check_sink_config(sink_config, source_fps=None)  # output paths and --show, before a camera is opened
     post = Postprocessor(
         spec,
         PostprocessConfig(
@@ -380,18 +390,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     )
     tracker = build_tracker(config, getattr(source, "fps", None)) if config.track else None
     try:
-        sinks = open_sinks(
-            SinkConfig(
-                show=config.show,
-                save_video=config.save_video,
-                save_mot=config.save_mot,
-                save_json=config.save_json,
-                save_coco=config.save_coco,
-                class_names=spec.class_names,
-                tracking=config.track,
-            ),
-            source_fps=getattr(source, "fps", None),
-        )
+        sinks = open_sinks(sink_config, source_fps=getattr(source, "fps", None))
     except BaseException:
         source.close()
         raise
