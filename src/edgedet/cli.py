@@ -146,7 +146,10 @@ def run_cmd(
     save_coco: Annotated[str | None, typer.Option(help="COCO results json of detections.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the run summary as JSON.")] = None,
 ) -> None:
-    from edgedet.config import RunConfig, build_config
+    import dataclasses
+
+    from edgedet.config import RunConfig, build_config, read_yaml_config
+    from edgedet.demo import default_run_overrides, is_demo_source
     from edgedet.errors import ConfigError
     from edgedet.pipeline import build_pipeline
 
@@ -160,9 +163,7 @@ def run_cmd(
             raise ConfigError(
                 f"--classes takes comma-separated class ids like 0,2,5, got {classes!r}"
             ) from None
-    cfg = build_config(
-        RunConfig,
-        config,
+    flags: dict[str, Any] = dict(
         source=camera if camera is not None else source,
         model=model,
         backend=backend,
@@ -199,6 +200,13 @@ def run_cmd(
         save_json=save_json,
         save_coco=save_coco,
     )
+    cfg = build_config(RunConfig, config, **flags)
+    if is_demo_source(cfg.source):
+        # The demo fills in what a first run should show (a run folder with video, tracks and detections, the
+        # target-FPS scheduler on a paced source) without overriding anything the user set.
+        fields = tuple(f.name for f in dataclasses.fields(RunConfig))
+        given = {**(read_yaml_config(config, fields) if config else {}), **flags}
+        cfg = dataclasses.replace(cfg, **default_run_overrides(given))
     pipeline = build_pipeline(cfg)
     _echo(
         f"edgedet run: {cfg.source} -> {pipeline.backend.description} -> "

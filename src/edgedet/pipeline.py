@@ -127,6 +127,7 @@ class Pipeline:
         classes: Sequence[int] | None = None,
         max_frames: int | None = None,
         cmc: Callable[[np.ndarray], np.ndarray | None] | None = None,
+        paced: bool = False,
     ) -> None:
         self.source = source
         self.backend = backend
@@ -146,6 +147,9 @@ class Pipeline:
                 "camera-motion compensation moves tracks: it needs tracking on (drop --cmc or --no-track)"
             )
         self.cmc = cmc
+        # A paced file (--realtime) waits for its frame times inside the source: that wait is idle time, as for a
+        # live source, and must not count as frame cost for the target-FPS scheduler.
+        self.paced = paced
         self.timer = StageTimer()
         self._stop_reason: str | None = None
         self._waiting_for_frame = False
@@ -191,6 +195,7 @@ class Pipeline:
     def _loop(self, summary: RunSummary) -> None:
         timer = self.timer
         is_live = bool(getattr(self.source, "is_live", False))
+        capture_is_work = not (is_live or self.paced)
         fps_ema = 0.0
         interval_ema = 0.0
         t_prev_done: int | None = None
@@ -226,8 +231,8 @@ class Pipeline:
             timer.add("frame", frame_ms)
             if is_live:
                 timer.add("age", (time.monotonic() - frame.timestamp_s) * 1e3)
-            # Files: decoding is work the frame rate pays for; live: waiting for the camera is idle time.
-            self.scheduler.record(detect, frame_ms if is_live else frame_ms + (t0 - t_wait) / 1e6)
+            # Files: decoding is work the frame rate pays for; live or paced: waiting for a frame is idle time.
+            self.scheduler.record(detect, frame_ms + (t0 - t_wait) / 1e6 if capture_is_work else frame_ms)
             if t_prev_done is not None:
                 # Average the frame interval, not its inverse: a mean of 1/dt over mixed detect and track-only
                 # frames overstates the rate.
@@ -405,6 +410,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         classes=config.classes,
         max_frames=config.max_frames,
         cmc=make_cmc(config.cmc) if config.track else None,
+        paced=config.realtime,
     )
 
 

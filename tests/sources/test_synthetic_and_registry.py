@@ -140,7 +140,7 @@ def test_missing_camera_says_what_to_try() -> None:
         open_source(str(index))
     assert str(err.value) == (
         f"no camera at index {index} (/dev/video{index} not found): check the cable / "
-        "`v4l2-ctl --list-devices`, or try --source FILE or --source synthetic"
+        "`v4l2-ctl --list-devices`, or try --source FILE or --source synthetic or --source demo"
     )
 
 

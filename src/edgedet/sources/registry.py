@@ -25,9 +25,11 @@ import cv2
 
 from edgedet.errors import SourceError
 from edgedet.sources.base import Source, SourceConfig
+from edgedet.sources.csi import CSI_USAGE, open_csi
+from edgedet.sources.demo import USAGE as DEMO_USAGE
+from edgedet.sources.demo import open_demo
 from edgedet.sources.files import IMAGE_SUFFIXES, ImageSequenceSource, VideoFileSource, image_folder
 from edgedet.sources.live import LiveSource
-from edgedet.sources.csi import CSI_USAGE, open_csi
 from edgedet.sources.synthetic import USAGE as SYNTHETIC_USAGE
 from edgedet.sources.synthetic import open_synthetic
 
@@ -87,6 +89,7 @@ SCHEMES: dict[str, Scheme] = {
     },
     "csi": Scheme(open_csi, CSI_USAGE, url=True),
     "synthetic": Scheme(open_synthetic, SYNTHETIC_USAGE, url=False),
+    "demo": Scheme(open_demo, DEMO_USAGE, url=False),
 }
 """Every `scheme://` and named source form. Add one with SCHEMES["demo"] = Scheme(opener, "demo", url=False)."""
 
