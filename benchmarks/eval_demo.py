@@ -171,31 +171,41 @@ def tracking(args: argparse.Namespace, models: dict[str, Path]) -> dict[str, Any
             SeqInfo(scene.name, scene.config.fps, args.mot_frames, w, h),
         )
     out: dict[str, Any] = {"flights": args.mot_flights, "frames": args.mot_frames, "split": args.split}
-    runs = [("fp32", n) for n in (1, 2, 3)] + ([("int8", 1)] if "int8" in models and args.mot_int8 else [])
+    # (precision, detect every, target fps, camera-motion compensation)
+    skips: list[tuple[int, float | None]] = [(1, None), (2, None), (3, None)]
+    if args.target_fps:
+        skips.append((1, 30.0))
+    cmcs = ("off", "sparse") if args.cmc else ("off",)
+    runs = [("fp32", n, fps, c) for c in cmcs for n, fps in skips]
+    if "int8" in models and args.mot_int8:
+        runs.append(("int8", 1, None, "off"))
     with tempfile.TemporaryDirectory() as tmp:
-        for prec, every in runs:
+        for prec, every, target_fps, cmc in runs:
             if prec not in models:
                 continue
             results = {}
             t0 = time.perf_counter()
             for index, (gt, info) in gts.items():
-                path = Path(tmp) / f"{prec}-{every}-{index}.txt"
+                path = Path(tmp) / f"{prec}-{every}-{target_fps}-{cmc}-{index}.txt"
                 cfg = RunConfig(
                     source=f"demo:split={args.split},index={index},frames={args.mot_frames}",
                     model=str(models[prec]),
                     threads=args.threads,
                     detect_every=every,
+                    target_fps=target_fps,
+                    cmc=cmc,
                     save_mot=str(path),
                 )
                 build_pipeline(cfg).run()
                 results[info.name] = (gt, path if path.exists() else np.zeros((0, 10)), info)
             combined = evaluate(results, benchmark="MOT17")["combined"]
-            key = f"{prec}_detect_every_{every}"
+            skip = f"target_fps_{target_fps:g}" if target_fps else f"detect_every_{every}"
+            key = f"{prec}_{skip}" + ("_cmc" if cmc != "off" else "")
             out[key] = {
                 k: combined[k] for k in ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN", "Recall", "Precision")
             }
             print(
-                f"tracking {prec} detect-every {every}: MOTA {combined['MOTA']:.1f} IDF1 {combined['IDF1']:.1f} "
+                f"tracking {prec} {skip} cmc {cmc}: MOTA {combined['MOTA']:.1f} IDF1 {combined['IDF1']:.1f} "
                 f"HOTA {combined['HOTA']:.1f} IDSW {combined['IDSW']} FP {combined['FP']} FN {combined['FN']} "
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
@@ -216,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mot-flights", type=int, default=3)
     p.add_argument("--mot-frames", type=int, default=300)
     p.add_argument("--mot-int8", action="store_true", help="also track with the INT8 model (every frame)")
+    p.add_argument("--cmc", action="store_true", help="also track with camera-motion compensation (--cmc sparse)")
+    p.add_argument("--target-fps", action="store_true", help="also track with --target-fps 30 (real timing)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
