@@ -87,3 +87,22 @@ def test_coco128_counts() -> None:
     assert ds.class_names[0] == "person" and len(ds.class_names) == 80
     gt = ds.to_coco()
     assert len(gt["annotations"]) == 929 and gt["annotations"][0]["id"] == 1
+
+
+def test_labels_folder_paired_with_images_by_stem(tmp_path):
+    import cv2
+    import numpy as np
+
+    from edgedet.datasets import labels_for_images
+
+    imgs = tmp_path / "calib"
+    labels = tmp_path / "labels"
+    imgs.mkdir()
+    labels.mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(imgs / f"{name}.jpg"), np.zeros((100, 200, 3), np.uint8))
+    (labels / "a.txt").write_text("1 0.5 0.5 0.2 0.4\n")  # b has no label file: no objects
+    ds = labels_for_images(sorted(imgs.glob("*.jpg")), labels)
+    assert len(ds) == 2
+    np.testing.assert_allclose(ds[0].xyxy, [[80, 30, 120, 70]])
+    assert ds[0].class_id.tolist() == [1] and len(ds[1].xyxy) == 0

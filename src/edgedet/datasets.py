@@ -274,6 +274,27 @@ def _coco_dataset(
     return DetectionDataset(tuple(items), names, json_path.stem)
 
 
+def labels_for_images(
+    images: Sequence[Path | str], labels_dir: Path | str, class_names: Sequence[str] = ()
+) -> DetectionDataset:
+    """Pair images with YOLO label files `labels_dir/<image stem>.txt` (a missing file = no objects, as in
+    YOLOv5): the `--calib images/ --labels labels/` form, where the two folders are given separately."""
+    labels_dir = Path(labels_dir)
+    if not labels_dir.is_dir():
+        raise DataError(
+            f"labels folder {labels_dir} does not exist; pass the folder of YOLO .txt label files"
+        )
+    if not any(labels_dir.glob("*.txt")):
+        raise DataError(f"no .txt label files in {labels_dir}; pass the folder of YOLO label files")
+    items = []
+    for image in images:
+        f = Path(image)
+        hw = image_hw(f)
+        xyxy, cls = _read_yolo_labels(labels_dir / f"{f.stem}.txt", hw)
+        items.append(LabelledImage(f, hw, xyxy, cls))
+    return DetectionDataset(tuple(items), tuple(class_names), labels_dir.name)
+
+
 def load_dataset(path: Path | str, class_names: Sequence[str] = ()) -> DetectionDataset:
     """A COCO json (`*.json`) or a YOLO-format folder / dataset yaml."""
     p = Path(path)

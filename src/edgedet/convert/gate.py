@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from edgedet.datasets import DetectionDataset, load_dataset
+from edgedet.datasets import DetectionDataset, labels_for_images, list_images, load_dataset
 from edgedet.errors import ModelError
 from edgedet.eval.det import DetMetrics, evaluate_detections, load_onnx_spec, pseudo_label_dataset, read_image
 from edgedet.spec import ModelSpec
@@ -106,8 +106,12 @@ def accuracy_gate(
     Returns a GateResult; never raises on a failed gate (the caller decides: see `quantize_with_gate`).
     """
     if labels is not None:
-        ds = labels if isinstance(labels, DetectionDataset) else load_dataset(labels)
-        ds = _restrict(ds, images)
+        if isinstance(labels, DetectionDataset):
+            ds = _restrict(labels, images)
+        elif images is not None and Path(labels).is_dir() and not list_images(Path(labels)):
+            ds = labels_for_images(images, labels)  # a bare labels/ folder beside the calibration images
+        else:
+            ds = _restrict(load_dataset(labels), images)
         mode = "labels"
         limit = MAX_MAP_DROP if max_map_drop is None else max_map_drop
     else:
