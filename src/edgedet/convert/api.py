@@ -413,7 +413,6 @@ def _int8(
         progress=run.say,
     )
     gate_dict = _as_dict(gate)
-    run.say(gate.summary() if hasattr(gate, "summary") else str(gate_dict))
     return _artifact(out, "int8", time.perf_counter() - t0, None, gate=gate_dict)
 
 
