@@ -18,17 +18,19 @@ pytestmark = pytest.mark.slow
 
 
 def test_frame_age_stays_bounded_when_the_source_outpaces_the_detector() -> None:
-    model = shared_path("models", "reference_onnx", "yolov5n_320.onnx")
+    # the 640 model on one thread (~25-45 ms) is well below the 90 FPS source even on an idle machine: the 320
+    # one (~12 ms) was not, and the precondition below then depended on the machine's load
+    model = shared_path("models", "reference_onnx", "yolov5n_640.onnx")
     source_fps = 90.0
     pipeline = build_pipeline(
         RunConfig(
-            source=f"synthetic:320x240@{source_fps:g},live", model=str(model), threads=1, max_frames=450
+            source=f"synthetic:320x240@{source_fps:g},live", model=str(model), threads=1, max_frames=240
         )
     )
     summary = pipeline.run()
     age = pipeline.timer.samples_ms("age")
     frame = pipeline.timer.samples_ms("frame")
-    assert age.size == summary.frames == 450
+    assert age.size == summary.frames == 240
     # precondition: the detector really is the bottleneck (the live reader had to drop frames)
     assert summary.dropped_frames > 0.2 * summary.frames, summary.format()
     third = age.size // 3
