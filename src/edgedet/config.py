@@ -58,7 +58,7 @@ class RunConfig:
     save_mot: str | None = None
     save_json: str | None = None
     save_coco: str | None = None
-    run_dir: str | None = None
+    run_dir: str | None = None  # --source demo: folder for its default outputs (runs/demo-<time>/)
 
     def validate(self) -> RunConfig:
         if not 0.0 <= self.conf <= 1.0:
