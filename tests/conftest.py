@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +20,27 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"shared data not present: {p}")
     return p
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """mount(size_kb, read_only=False) -> a fresh tmpfs (root on Linux only, else skip); unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(size_kb: int, read_only: bool = False) -> Path:
+        if not sys.platform.startswith("linux") or os.geteuid() != 0:
+            pytest.skip("mounting a tiny tmpfs needs root on Linux")
+        target = tmp_path / f"fs{len(mounted)}"
+        target.mkdir()
+        opts = f"size={size_kb}k" + (",ro" if read_only else "")
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount tmpfs here: {proc.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)

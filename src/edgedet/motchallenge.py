@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import configparser
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,23 @@ class MotRows:
         out[:, 2:6] = self.xywh
         out[:, 6] = self.score
         return out
+
+    @staticmethod
+    def from_tracks(per_frame: Mapping[int, Detections]) -> MotRows:
+        """Tracker output rows from {1-based frame: tracked Detections} (frame pixels), frames in order."""
+        frames, ids, boxes, scores = [], [], [], []
+        for f in sorted(per_frame):
+            out = per_frame[f]
+            if len(out):
+                frames.append(np.full(len(out), f, np.int64))
+                ids.append(out.track_id.astype(np.int64))
+                boxes.append(out.xywh.astype(np.float64))
+                scores.append(out.confidence.astype(np.float64))
+        if not frames:
+            return MotRows.from_array(np.zeros((0, 10)))
+        return MotRows(
+            np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes), np.concatenate(scores)
+        )
 
     @staticmethod
     def from_array(rows: npt.ArrayLike) -> MotRows:

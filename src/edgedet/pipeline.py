@@ -390,8 +390,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
             fps=config.fps,
             stall_timeout_s=config.stall_timeout_s,
             give_up_s=config.give_up_s,
-            max_frames=config.max_frames,
-        ),
+        ),  # max_frames is the loop's job (it also names it as the reason the run stopped)
     )
     tracker = build_tracker(config, getattr(source, "fps", None)) if config.track else None
     try:

@@ -11,6 +11,7 @@ import ast
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from edgedet.errors import DataError, ModelError
@@ -297,3 +298,38 @@ def spec_from_metadata(
     )
     spec.validate(where)
     return spec
+
+
+def read_onnx_spec(path: str | Path) -> ModelSpec:
+    """The ModelSpec of an ONNX file without creating a session: our `edgedet.spec` metadata, else
+    Ultralytics/YOLOv5 metadata and the I/O shapes (weights listed as graph inputs are not the image input)."""
+    import onnx
+
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelError(f"cannot read {path} as ONNX ({type(exc).__name__}); is the file complete?") from exc
+    meta = {p.key: p.value for p in m.metadata_props}
+    init_names = {i.name for i in m.graph.initializer}
+    inputs = [i for i in m.graph.input if i.name not in init_names]
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: expected one image input, found {[i.name for i in inputs]}")
+    return spec_from_metadata(
+        meta,
+        inputs[0].name,
+        _value_info_dims(inputs[0]),
+        [_value_info_dims(o) for o in m.graph.output],
+        where=str(path),
+    )
+
+
+def _value_info_dims(value_info: Any) -> list[int | str | None]:
+    dims: list[int | str | None] = []
+    for d in value_info.type.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(str(d.dim_param))
+        else:
+            dims.append(None)
+    return dims

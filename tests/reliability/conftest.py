@@ -76,27 +76,3 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    """mount(size_kb, read_only=False) -> a fresh tmpfs (root on Linux only, else skip); unmounted after."""
-    mounted: list[Path] = []
-
-    def mount(size_kb: int, read_only: bool = False) -> Path:
-        if not sys.platform.startswith("linux") or os.geteuid() != 0:
-            pytest.skip("mounting a tiny tmpfs needs root on Linux")
-        target = tmp_path / f"fs{len(mounted)}"
-        target.mkdir()
-        opts = f"size={size_kb}k" + (",ro" if read_only else "")
-        proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target)], capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount tmpfs here: {proc.stderr.strip()}")
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in mounted:
-        subprocess.run(["umount", "-l", str(target)], capture_output=True)

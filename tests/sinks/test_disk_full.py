@@ -66,9 +66,9 @@ def test_dev_full_disables_sink_counts_lost_frames_and_never_raises(
 
 
 def test_full_tmpfs_leaves_whole_mot_lines_and_counts_the_rest(
-    tiny_fs: Callable[..., Path], make_result: MakeResult
+    tmpfs: Callable[..., Path], make_result: MakeResult
 ) -> None:
-    root = tiny_fs(8)  # 8 KiB: two pages
+    root = tmpfs(8)  # 8 KiB: two pages
     path = root / "mot.txt"
     n_frames, per_frame = 200, 7  # ~50 bytes a line: the disk fills in the middle of some frame's block
     with MotSink(path, tracking=True) as sink:
@@ -88,9 +88,9 @@ def test_full_tmpfs_leaves_whole_mot_lines_and_counts_the_rest(
 
 
 def test_full_tmpfs_keeps_the_last_coco_checkpoint(
-    tiny_fs: Callable[..., Path], make_result: MakeResult
+    tmpfs: Callable[..., Path], make_result: MakeResult
 ) -> None:
-    root = tiny_fs(16)
+    root = tmpfs(16)
     path = root / "dets.json"
     sink = CocoSink(path, checkpoint_s=1e9, checkpoint_frames=1, fsync=False, clock=lambda: 0.0)
     good = 0
@@ -110,9 +110,9 @@ def test_full_tmpfs_keeps_the_last_coco_checkpoint(
 
 
 def test_nearly_full_disk_stops_video_early_and_keeps_it_readable(
-    tiny_fs: Callable[..., Path], make_result: MakeResult, caplog: pytest.LogCaptureFixture
+    tmpfs: Callable[..., Path], make_result: MakeResult, caplog: pytest.LogCaptureFixture
 ) -> None:
-    root = tiny_fs(2048)
+    root = tmpfs(2048)
     path = root / "v.mp4"
     rng = np.random.default_rng(0)
     n = 120

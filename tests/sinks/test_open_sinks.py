@@ -62,8 +62,8 @@ def test_two_outputs_sharing_a_file_is_a_config_error(tmp_path: Path) -> None:
         )
 
 
-def _read_only_dir(tiny_fs: Callable[..., Path]) -> Path:
-    return tiny_fs(64, read_only=True)
+def _read_only_dir(tmpfs: Callable[..., Path]) -> Path:
+    return tmpfs(64, read_only=True)
 
 
 def _under_a_file(tmp: Path) -> Path:
@@ -83,11 +83,11 @@ def _under_a_file(tmp: Path) -> Path:
 )
 def test_unwritable_path_fails_at_open_naming_path(
     tmp_path: Path,
-    tiny_fs: Callable[..., Path],
+    tmpfs: Callable[..., Path],
     setup: Callable[[Path, Callable[..., Path]], Path],
     match: str,
 ) -> None:
-    bad = setup(tmp_path, tiny_fs)
+    bad = setup(tmp_path, tmpfs)
     with pytest.raises(SinkError, match=match) as info:
         check_output_path(bad, "--save-mot")
     assert str(bad) in str(info.value) and "\n" not in str(info.value)

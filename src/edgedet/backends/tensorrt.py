@@ -75,10 +75,10 @@ def numpy_dtype(trt_dtype: Any, tensor: str = "tensor") -> np.dtype[Any]:
 
 
 def gpu_info_of(device: DeviceInfo) -> Any:
-    """build_engine's GpuInfo for a device: the same name and "major.minor" SM its cache keys use."""
-    from edgedet.convert.build_engine import GpuInfo
+    """build_engine's GpuInfo for a device (the conversion lives there, beside the cache key it feeds)."""
+    from edgedet.convert.build_engine import gpu_info_of as convert
 
-    return GpuInfo(name=device.name, sm=f"{device.sm[0]}.{device.sm[1]}")
+    return convert(device)
 
 
 def find_sidecar(engine_path: Path) -> Path | None:

@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgedet import datasets
+from edgedet.datasets import IMAGE_SUFFIXES
 from edgedet.errors import ConfigError, DataError, MissingDependencyError, ModelError
 from edgedet.spec import OUTPUT_FORMATS, ModelSpec, read_names_file
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 HOLDOUT_MIN_IMAGES = 40
 ENGINE_DEFERRED = "ONNX files are ready; build the engine on the device with the same command"
@@ -113,7 +114,7 @@ def list_images(folder_or_file: str | Path) -> list[Path]:
     """Images in a folder (sorted, recursive), or the lines of a .txt list file."""
     p = Path(folder_or_file)
     if p.is_dir():
-        return sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+        return datasets.list_images(p)
     if p.is_file() and p.suffix.lower() == ".txt":
         base = p.parent
         lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -124,25 +124,15 @@ def require_tensorrt(onnx_path: Path | None = None) -> ModuleType:
 
 
 def gpu_info(device: int = 0) -> GpuInfo:
-    """Name and compute capability of CUDA device `device` through cuda-python."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6 layout
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "building a TensorRT engine needs cuda-python to identify the GPU: pip install 'edgedet[tensorrt]'"
-            ) from exc
-    err, prop = cudart.cudaGetDeviceProperties(device)
-    if int(err) != 0:
-        raise BackendError(
-            f"CUDA cannot query GPU {device} (error {int(err)}); check the driver with nvidia-smi"
-        )
-    name = (
-        prop.name.decode(errors="replace").rstrip("\x00") if isinstance(prop.name, bytes) else str(prop.name)
-    )
-    return GpuInfo(name=name, sm=f"{prop.major}.{prop.minor}")
+    """Name and compute capability of CUDA device `device`, through the one CUDA module (backends.cuda_mem)."""
+    from edgedet.backends.cuda_mem import load_cuda_api
+
+    return gpu_info_of(load_cuda_api(device=device).device_info())
+
+
+def gpu_info_of(device: Any) -> GpuInfo:
+    """GpuInfo for a cuda_mem.DeviceInfo: the name and the "major.minor" SM the cache keys use."""
+    return GpuInfo(name=device.name, sm=f"{device.sm[0]}.{device.sm[1]}")
 
 
 def _onnx_io(onnx_path: Path) -> tuple[ModelSpec, list[int | str | None], bool]:

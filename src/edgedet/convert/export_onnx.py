@@ -21,7 +21,7 @@ from typing import Any
 
 from edgedet._optional import require
 from edgedet.errors import ConfigError, MissingDependencyError, ModelError
-from edgedet.spec import SPEC_KEY, ModelSpec
+from edgedet.spec import SPEC_KEY, ModelSpec, read_onnx_spec
 
 log = logging.getLogger(__name__)
 
@@ -211,37 +211,4 @@ def save_single_file(model_proto: Any, out: Path) -> None:
     onnx.save_model(model_proto, str(out), save_as_external_data=False)
 
 
-def read_spec(path: str | Path) -> ModelSpec:
-    """The ModelSpec of an ONNX file (ours, or inferred from Ultralytics/YOLOv5 metadata and I/O shapes)."""
-    import onnx
-
-    from edgedet.spec import spec_from_metadata
-
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelError(f"cannot read {path} as ONNX ({type(exc).__name__}); is the file complete?") from exc
-    meta = {p.key: p.value for p in m.metadata_props}
-    init_names = {i.name for i in m.graph.initializer}
-    inputs = [i for i in m.graph.input if i.name not in init_names]
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: expected one image input, found {[i.name for i in inputs]}")
-    return spec_from_metadata(
-        meta,
-        inputs[0].name,
-        _shape(inputs[0]),
-        [_shape(o) for o in m.graph.output],
-        where=str(path),
-    )
-
-
-def _shape(value_info: Any) -> list[int | str | None]:
-    dims: list[int | str | None] = []
-    for d in value_info.type.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            dims.append(str(d.dim_param))
-        else:
-            dims.append(None)
-    return dims
+read_spec = read_onnx_spec  # the one ONNX spec reader lives in edgedet.spec

@@ -138,33 +138,11 @@ def synthetic_scene(index: int, hw: tuple[int, int] = (480, 640)) -> npt.NDArray
 
 
 def preprocess_image(image_bgr: npt.NDArray[np.uint8], spec: ModelSpec) -> npt.NDArray[np.float32]:
-    """(1, 3, H, W) float32 input for `spec`, through the runtime's Preprocessor when it is available."""
-    try:
-        from edgedet.preprocess import Preprocessor
-    except ImportError:
-        return _letterbox_tensor(image_bgr, spec)
+    """(1, 3, H, W) float32 input for `spec`, through the runtime's own Preprocessor."""
+    from edgedet.preprocess import Preprocessor
+
     tensor, _ = Preprocessor(spec)(image_bgr)
-    return np.array(tensor, dtype=np.float32, copy=True)  # the Preprocessor may reuse its buffer
-
-
-def _letterbox_tensor(image_bgr: npt.NDArray[np.uint8], spec: ModelSpec) -> npt.NDArray[np.float32]:
-    """Fallback with the same geometry as the runtime (edgedet.boxes.Letterbox)."""
-    import cv2
-
-    from edgedet.boxes import Letterbox
-
-    dh, dw = spec.input_hw
-    lb = Letterbox.fit(
-        (int(image_bgr.shape[0]), int(image_bgr.shape[1])), (dh, dw), keep_aspect=spec.letterbox
-    )
-    rh, rw = lb.resized_hw
-    canvas = np.full((dh, dw, 3), spec.pad_value, np.uint8)
-    resized = cv2.resize(image_bgr, (rw, rh), interpolation=cv2.INTER_LINEAR)
-    canvas[lb.pad_top : lb.pad_top + rh, lb.pad_left : lb.pad_left + rw] = resized
-    if spec.color == "RGB":
-        canvas = canvas[..., ::-1]
-    chw = np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32) * np.float32(spec.scale)
-    return chw[None]
+    return np.array(tensor, dtype=np.float32, copy=True)  # the Preprocessor reuses its buffer
 
 
 def sample_inputs(

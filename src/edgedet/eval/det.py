@@ -22,7 +22,7 @@ import numpy.typing as npt
 from edgedet._optional import require
 from edgedet.datasets import DetectionDataset, LabelledImage, load_dataset
 from edgedet.errors import DataError, ModelError
-from edgedet.spec import ModelSpec, spec_from_metadata
+from edgedet.spec import ModelSpec, read_onnx_spec
 from edgedet.types import Detections
 
 #: a detector as the evaluator sees it: BGR uint8 HxWx3 image -> Detections in that image's pixels
@@ -55,29 +55,7 @@ class DetMetrics:
         )
 
 
-def load_onnx_spec(path: Path) -> ModelSpec:
-    """The ModelSpec of an ONNX file: our `edgedet.spec` metadata, else YOLOv5/Ultralytics metadata and shapes."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises several unrelated types for a bad file
-        raise ModelError(f"cannot read ONNX file {path}: {exc}; re-export the model") from exc
-    meta = {p.key: p.value for p in model.metadata_props}
-    init_names = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in init_names]
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: expected one image input, found {[i.name for i in inputs]}")
-
-    def dims(vi: Any) -> list[int | str | None]:
-        return [
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in vi.type.tensor_type.shape.dim
-        ]
-
-    return spec_from_metadata(
-        meta, inputs[0].name, dims(inputs[0]), [dims(o) for o in model.graph.output], where=str(path)
-    )
+load_onnx_spec = read_onnx_spec  # kept under this name for callers; the reader lives in edgedet.spec
 
 
 class OnnxDetector:
@@ -98,24 +76,17 @@ class OnnxDetector:
         threads: int = 2,
         spec: ModelSpec | None = None,
     ) -> None:
-        import onnxruntime as ort
-
+        from edgedet.backends import BackendConfig
+        from edgedet.backends.onnxruntime import OnnxRuntimeBackend
         from edgedet.postprocess import PostprocessConfig, Postprocessor
         from edgedet.preprocess import Preprocessor
 
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} does not exist; pass the path of an .onnx file")
-        self.spec = spec if spec is not None else load_onnx_spec(self.path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelError(f"ONNX Runtime cannot load {self.path}: {exc}") from exc
-        self.input_name = self.session.get_inputs()[0].name
+        # the same backend `run` uses, so mAP is measured on what the runtime executes
+        self.backend = OnnxRuntimeBackend(self.path, BackendConfig(threads=threads))
+        self.spec = spec if spec is not None else self.backend.spec
         self.preprocess = Preprocessor(self.spec)
         self.postprocess = Postprocessor(
             self.spec,
@@ -131,13 +102,13 @@ class OnnxDetector:
 
     def infer(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[Any]]:
         """Raw model outputs for a preprocessed (1, 3, H, W) float32 tensor."""
-        return list(self.session.run(None, {self.input_name: tensor}))
+        return list(self.backend.infer(tensor))
 
     def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
         t0 = time.perf_counter_ns()
         tensor, letterbox = self.preprocess(image_bgr)
         t1 = time.perf_counter_ns()
-        outputs = self.session.run(None, {self.input_name: tensor})
+        outputs = self.backend.infer(tensor)
         t2 = time.perf_counter_ns()
         dets = self.postprocess(outputs, letterbox)
         t3 = time.perf_counter_ns()

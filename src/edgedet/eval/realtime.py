@@ -171,7 +171,7 @@ def simulate_realtime(
         age_ms[j - 1] = (now_s - t_j) * 1e3
         last = j
     return RealtimeResult(
-        rows=_rows(outputs),
+        rows=MotRows.from_tracks(outputs),
         frame_kind=kind,
         age_ms=age_ms,
         loop_s=now_s,
@@ -179,17 +179,3 @@ def simulate_realtime(
         track_ms=float(track_ms),
         intervals=intervals,
     )
-
-
-def _rows(outputs: dict[int, Detections]) -> MotRows:
-    frames, ids, boxes, scores = [], [], [], []
-    for f in sorted(outputs):
-        out = outputs[f]
-        if len(out):
-            frames.append(np.full(len(out), f, np.int64))
-            ids.append(out.track_id.astype(np.int64))
-            boxes.append(out.xywh.astype(np.float64))
-            scores.append(out.confidence.astype(np.float64))
-    if not frames:
-        return MotRows.from_array(np.zeros((0, 10)))
-    return MotRows(np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes), np.concatenate(scores))

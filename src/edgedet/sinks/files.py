@@ -34,7 +34,24 @@ def _none_if_nan(v: Any) -> Any:
     return v if math.isfinite(v) else None
 
 
-class MotSink(Sink):
+class _AppendFileSink(Sink):
+    """A sink writing whole records to one AppendFile; closing and abandoning just close the file."""
+
+    _file: AppendFile | None
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _abandon(self) -> int:
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.close()
+        return 0
+
+
+class MotSink(_AppendFileSink):
     """MOTChallenge txt: one line per box, `frame,id,x,y,w,h,score,-1,-1,-1`.
 
     frame = Frame.index + 1 (MOTChallenge counts from 1); x, y, w, h in frame pixels (top-left, size), with
@@ -83,17 +100,6 @@ class MotSink(Sink):
         )
         self._file.append(block.encode())
 
-    def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def _abandon(self) -> int:
-        if self._file is not None:
-            file, self._file = self._file, None
-            file.close()
-        return 0
-
 
 def detections_to_dicts(dets: Detections, class_names: Sequence[str]) -> list[dict[str, Any]]:
     """Detections as JSON-ready dicts: xyxy (pixels, 2 decimals), confidence, class_id, class_name, track_id.
@@ -115,7 +121,7 @@ def detections_to_dicts(dets: Detections, class_names: Sequence[str]) -> list[di
     ]
 
 
-class JsonLinesSink(Sink):
+class JsonLinesSink(_AppendFileSink):
     """One JSON object per frame and line, for streaming consumers (`tail -f | jq`).
 
     Keys: index (Frame.index, 0-based), source_index, timestamp_s, name, detector_ran, fps, stage_ms
@@ -148,17 +154,6 @@ class JsonLinesSink(Sink):
             "detections": detections_to_dicts(result.detections, self.class_names),
         }
         self._file.append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode())
-
-    def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def _abandon(self) -> int:
-        if self._file is not None:
-            file, self._file = self._file, None
-            file.close()
-        return 0
 
 
 def coco_image_id(frame: Frame) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from edgedet.errors import ConfigError, DataError
 from edgedet.motchallenge import MotRows, SeqInfo, read_det, read_seqinfo, write_mot
 from edgedet.tracking.sort import SortTracker, TrackerConfig
@@ -46,21 +44,11 @@ def track_sequence(
 
     per_frame: dict[int, Detections] = {f: rows.to_detections() for f, rows in dets.by_frame()}
     empty = Detections.empty()
-    frames: list[np.ndarray] = []
-    ids: list[np.ndarray] = []
-    boxes: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
+    outputs: dict[int, Detections] = {}
     for f in range(1, info.seq_length + 1):
         t = info.timestamp_s(f)
         if (f - 1) % detect_every == 0:
-            out = tracker.update(per_frame.get(f, empty), t)
+            outputs[f] = tracker.update(per_frame.get(f, empty), t)
         else:
-            out = tracker.predict(t)
-        if len(out):
-            frames.append(np.full(len(out), f, np.int64))
-            ids.append(out.track_id.astype(np.int64))
-            boxes.append(out.xywh.astype(np.float64))
-            scores.append(out.confidence.astype(np.float64))
-    if not frames:
-        return MotRows.from_array(np.zeros((0, 10)))
-    return MotRows(np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes), np.concatenate(scores))
+            outputs[f] = tracker.predict(t)
+    return MotRows.from_tracks(outputs)
