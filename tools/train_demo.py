@@ -11,11 +11,14 @@ times the first warm-up iterations and fixes the count so that training fits --b
 Data: the generator's "train" split only (worlds that never appear in val/test/demo), --sequences flights of
 --frames frames, every --frame-stride-th frame kept, rendered once into memory. Training samples are random
 --crop-hw crops of those 384x640 frames (the detector is fully convolutional; crops cut the CPU cost per step
-by 3x while the objects keep their size), with HSV jitter and horizontal/vertical flips (a nadir view has no
-up). Validation: full frames of the "val" split, pycocotools mAP through the same decode + NMS as the runtime.
+by 3x while the objects keep their size); --focus of them (half by default) are placed around an object of a class
+drawn uniformly, so trucks (rare) and people (small) get as many crops as cars. HSV jitter and horizontal/vertical
+flips (a nadir view has no up). Validation: full frames of the "val" split, pycocotools mAP through the same decode + NMS as the runtime.
 
 Model: YOLOv5 v6 layout (edgedet's own modules) at --width/--depth multiples, 3 classes, anchors sized for the
-scenes (people ~4-7 px, cars ~10-30 px, trucks ~25-60 px at 640x384). Loss: YOLOv5's (CIoU box loss, objectness
+scenes as first drawn (people ~4-7 px, cars ~10-30 px, trucks ~25-60 px at 640x384 from 45-95 m; since the flights
+moved to 30-60 m, people are ~6-12 px, cars ~20-50 px, trucks ~45-100 px: still within YOLOv5's anchor-matching
+ratio of 4, and kept so later stages could start from the earlier weights). Loss: YOLOv5's (CIoU box loss, objectness
 BCE against the IoU, class BCE, anchors matched by w/h ratio < 4 with the two nearest neighbour cells).
 AdamW, linear warm-up then cosine, EMA of the weights; the best EMA by fitness (0.1 mAP50 + 0.9 mAP50-95) is
 saved as a yolov5-statedict-v1 file with fp16 weights, which `edgedet convert` loads with weights_only=True.
@@ -148,23 +151,47 @@ def hsv_jitter(img: npt.NDArray[np.uint8], gains: npt.NDArray[np.float64]) -> np
     return np.asarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR), np.uint8)
 
 
+def _crop_origin(rng: np.random.Generator, centre: float, crop: int, size: int, margin: int = 8) -> int:
+    """A random crop start in [0, size - crop] whose crop holds `centre` at least `margin` px from its edges
+    where the frame allows."""
+    lo = min(max(0, int(centre) - crop + margin), size - crop)
+    hi = max(lo, min(size - crop, int(centre) - margin))
+    return int(rng.integers(lo, hi + 1))
+
+
 def make_batch(
     images: npt.NDArray[np.uint8],
     labels: list[npt.NDArray[np.float32]],
     rng: np.random.Generator,
     batch: int,
     crop_hw: tuple[int, int],
+    focus: float = 0.0,
+    by_class: list[npt.NDArray[np.int64]] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Random crops with flips and HSV jitter -> (x (B,3,h,w) float32 RGB 0..1, targets (T,6) `img cls cx cy w h`
     normalised to the crop). A box cut by the crop edge is kept (clipped) when >= 30% of its area remains, as the
-    scene labels a box cut by the frame edge."""
+    scene labels a box cut by the frame edge.
+
+    With probability `focus` a crop is placed around one object of a class drawn uniformly from the classes in
+    `by_class` ((frame, label row) pairs per class, from `objects_by_class`): rare classes (trucks) and small
+    ones (people) then get as many training crops as cars, where uniform crops would be mostly road."""
     ch, cw = crop_hw
     h, w = images.shape[1:3]
     x = np.empty((batch, 3, ch, cw), np.float32)
     rows: list[npt.NDArray[np.float32]] = []
-    idx = rng.integers(0, len(images), batch)
-    for b, k in enumerate(idx):
-        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    pools = [p for p in (by_class or []) if len(p)]
+    for b in range(batch):
+        if pools and rng.random() < focus:
+            pool = pools[int(rng.integers(len(pools)))]
+            k, j = (int(v) for v in pool[int(rng.integers(len(pool)))])
+            _, bx0, by0, bx1, by1 = labels[k][j]
+            cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+            # any crop that has the object's centre at least 8 px inside it (or the frame edge's crop)
+            y0 = _crop_origin(rng, cy, ch, h)
+            x0 = _crop_origin(rng, cx, cw, w)
+        else:
+            k = int(rng.integers(0, len(images)))
+            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         img = images[k, y0 : y0 + ch, x0 : x0 + cw]
         lab = labels[k].copy()
         box = lab[:, 1:5] - np.array([x0, y0, x0, y0], np.float32)
@@ -187,6 +214,13 @@ def make_batch(
             rows.append(np.column_stack([np.full(len(box), b), cls, cxcy, wh]).astype(np.float32))
     targets = np.concatenate(rows) if rows else np.zeros((0, 6), np.float32)
     return x, targets
+
+
+def objects_by_class(labels: list[npt.NDArray[np.float32]], nc: int) -> list[npt.NDArray[np.int64]]:
+    """(frame, label row) index pairs of every label, one (N, 2) array per class."""
+    pairs = [(k, j, int(c)) for k, lab in enumerate(labels) for j, c in enumerate(lab[:, 0])]
+    arr = np.array(pairs, np.int64).reshape(-1, 3)
+    return [arr[arr[:, 2] == c, :2] for c in range(nc)]
 
 
 # --- loss -------------------------------------------------------------------------------------------------------
@@ -413,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         "--budget-min", type=float, default=30.0, help="training wall-time budget when --iters is unset"
     )
     p.add_argument("--batch", type=int, default=12)
+    p.add_argument(
+        "--focus",
+        type=float,
+        default=0.5,
+        help="share of crops placed around an object of a class drawn uniformly",
+    )
     p.add_argument("--crop", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
     p.add_argument("--width", type=float, default=0.1875)
     p.add_argument("--depth", type=float, default=0.33)
@@ -454,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         f"train: {len(images)} frames, labels per class {dict(zip(CLASS_NAMES, counts.tolist(), strict=True))}"
     )
     log(f"val: {len(vimages)} frames, {sum(len(v) for v in vlabels)} labels")
+    by_class = objects_by_class(labels, len(CLASS_NAMES))
     t_data = time.perf_counter() - t_start
 
     model = build_model(args.width, args.depth, args.seed)
@@ -512,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         for group in opt.param_groups:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, it])
-        xb, tb = make_batch(images, labels, rng, args.batch, tuple(args.crop))
+        xb, tb = make_batch(images, labels, rng, args.batch, tuple(args.crop), args.focus, by_class)
         model.train()
         preds = model(torch.from_numpy(xb))
         loss, parts = loss_fn(preds, torch.from_numpy(tb))

@@ -120,6 +120,15 @@ def test_rows_are_well_formed(frames: list[tuple[np.ndarray, np.ndarray]]) -> No
 
 def test_objects_enter_and_leave_at_the_frame_edge(frames: list[tuple[np.ndarray, np.ndarray]]) -> None:
     h, w = QUIET.size_hw
+    entered = left = 0
+    # two flights: in 4 s one of them may have nobody leaving the view
+    for flight in (frames, list(DemoScene(seed=5, config=QUIET))):
+        e, lft = _check_entries_and_exits(flight, h, w)
+        entered, left = entered + e, left + lft
+    assert entered > 0 and left > 0
+
+
+def _check_entries_and_exits(frames: list[tuple[np.ndarray, np.ndarray]], h: int, w: int) -> tuple[int, int]:
     gt = np.concatenate([g for _, g in frames])
     last = len(frames)
     entered = left = 0
@@ -132,9 +141,9 @@ def test_objects_enter_and_leave_at_the_frame_edge(frames: list[tuple[np.ndarray
             at_edge = x <= 1e-6 or y <= 1e-6 or x + bw >= w - 1e-6 or y + bh >= h - 1e-6
             assert at_edge, row
             assert row[8] < 1.0
-        entered += rows[0, 0] > 1
-        left += rows[-1, 0] < last
-    assert entered > 0 and left > 0
+        entered += int(rows[0, 0] > 1)
+        left += int(rows[-1, 0] < last)
+    return entered, left
 
 
 # --- visibility in controlled set-ups -----------------------------------------------------------------------
@@ -256,7 +265,8 @@ def test_people_under_tree_crowns_are_hidden(world: World) -> None:
 
 
 def test_vehicles_keep_to_lanes_and_people_to_walkable_ground(world: World) -> None:
-    rng = np.random.default_rng(1)
+    # 30% of junction approaches stop, and few vehicles reach one in 10 s: a seed where somebody does
+    rng = np.random.default_rng(3)
     traffic = Traffic(rng, world, n_moving=60, parked_fraction=0.5)
     crowd = Crowd(rng, world, 200, first_id=10_000)
     parked = {v.id: (v.x, v.y) for v in traffic.vehicles if v.parked}

@@ -128,7 +128,7 @@ class Traffic:
         self.vehicles: list[Vehicle] = []
         for x, y, h in world.parking:
             if rng.random() < parked_fraction:
-                v = self._new_vehicle(CAR if rng.random() < 0.93 else TRUCK)
+                v = self._new_vehicle(CAR if rng.random() < 0.85 else TRUCK)
                 v.x, v.y, v.heading, v.parked = float(x), float(y), float(h), True
                 if v.cls == TRUCK:
                     v.length_m = min(v.length_m, 6.5)
@@ -170,7 +170,7 @@ class Traffic:
     def _spawn(self, anywhere: bool) -> Vehicle:
         """A new moving vehicle on a random lane: anywhere along it, or entering at the world edge."""
         rng, roads = self.rng, self.roads
-        v = self._new_vehicle(TRUCK if rng.random() < 0.15 else CAR)
+        v = self._new_vehicle(TRUCK if rng.random() < 0.25 else CAR)
         v.axis = int(rng.integers(2))
         n_roads = len(roads.ys) if v.axis == 0 else len(roads.xs)
         v.road = int(rng.integers(n_roads))
