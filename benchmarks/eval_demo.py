@@ -149,12 +149,13 @@ def tracking(args: argparse.Namespace, models: dict[str, Path]) -> dict[str, Any
     from edgedet.eval.mot import evaluate
     from edgedet.motchallenge import MotGroundTruth, SeqInfo
     from edgedet.pipeline import build_pipeline
-    from edgedet.scenes import DemoScene
+    from edgedet.scenes import DemoScene, motchallenge_rows
 
     gts: dict[int, tuple[MotGroundTruth, SeqInfo]] = {}
     for index in range(args.mot_flights):
         scene = DemoScene(seed=0, split=args.split, index=index, frames=args.mot_frames)
-        rows = np.concatenate([gt for _, gt in scene])
+        # MOTChallenge's 1-based x, y, as the tracks the pipeline writes (--save-mot)
+        rows = motchallenge_rows(np.concatenate([gt for _, gt in scene]))
         scored = _scored(rows)
         h, w = scene.config.size_hw
         gts[index] = (
@@ -226,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mot-flights", type=int, default=3)
     p.add_argument("--mot-frames", type=int, default=300)
     p.add_argument("--mot-int8", action="store_true", help="also track with the INT8 model (every frame)")
-    p.add_argument("--cmc", action="store_true", help="also track with camera-motion compensation (--cmc sparse)")
+    p.add_argument(
+        "--cmc", action="store_true", help="also track with camera-motion compensation (--cmc sparse)"
+    )
     p.add_argument("--target-fps", action="store_true", help="also track with --target-fps 30 (real timing)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=200)

@@ -121,6 +121,7 @@ NOW = dt.datetime(2025, 1, 2, 3, 4, 5)
             {
                 "target_fps": 30.0,
                 "realtime": True,
+                "cmc": "sparse",
                 "run_dir": "R/demo-20250102-030405",
                 "save_video": "R/demo-20250102-030405/video.mp4",
                 "save_mot": "R/demo-20250102-030405/tracks.txt",
@@ -130,6 +131,7 @@ NOW = dt.datetime(2025, 1, 2, 3, 4, 5)
         (  # a skip policy of the user's own: no target FPS on top (RunConfig refuses both)
             {"detect_every": 3, "realtime": False, "target_fps": None},
             {
+                "cmc": "sparse",
                 "run_dir": "R/demo-20250102-030405",
                 "save_video": "R/demo-20250102-030405/video.mp4",
                 "save_mot": "R/demo-20250102-030405/tracks.txt",
@@ -137,12 +139,17 @@ NOW = dt.datetime(2025, 1, 2, 3, 4, 5)
             },
         ),
         ({"track": False, "save_coco": "c.json"}, {"realtime": True, "run_dir": "R/demo-20250102-030405"}),
-        ({"target_fps": 15.0, "run_dir": "mine", "save_mot": "t.txt"}, {"realtime": True}),
+        ({"target_fps": 15.0, "run_dir": "mine", "save_mot": "t.txt"}, {"realtime": True, "cmc": "sparse"}),
+        (  # the user's own camera-motion choice wins
+            {"cmc": "off", "run_dir": "mine", "save_mot": "t.txt"},
+            {"target_fps": 30.0, "realtime": True},
+        ),
         (
             {"run_dir": "mine"},
             {
                 "target_fps": 30.0,
                 "realtime": True,
+                "cmc": "sparse",
                 "save_video": "mine/video.mp4",
                 "save_mot": "mine/tracks.txt",
                 "save_json": "mine/detections.jsonl",
@@ -247,7 +254,9 @@ def test_demo_run_writes_the_run_folder(tmp_path: Path) -> None:
 
     overrides = demo.default_run_overrides({}, now=NOW, root=tmp_path)
     cfg = build_config(RunConfig, None, source="demo:frames=12", threads=2, **overrides)
-    summary = build_pipeline(cfg).run()
+    pipeline = build_pipeline(cfg)
+    assert pipeline.cmc is not None  # the demo's camera flies: camera-motion compensation on
+    summary = pipeline.run()
     assert summary.frames == 12
     assert summary.detector_runs >= 1
     run_dir = tmp_path / "demo-20250102-030405"

@@ -47,7 +47,9 @@ def test_image_folder_end_to_end_with_every_output(tmp_path):
         save_video=str(tmp_path / "out" / "v.mp4"),
         track_min_hits=1,
     )
-    summary = build_pipeline(cfg).run()
+    pipeline = build_pipeline(cfg)
+    assert pipeline.cmc is None  # --cmc auto: off for files (on for live sources)
+    summary = pipeline.run()
     assert summary.frames == 6 and summary.detector_runs == 6 and summary.track_only_frames == 0
     # The 64x64 input letterboxes a 128x256 frame at scale 0.25 with 16 px of padding on top and bottom:
     # input box (24, 28)-(40, 36) maps back to frame (96, 48)-(160, 80).

@@ -122,7 +122,10 @@ def run_cmd(
     track_iou: TrackIouOpt = None,
     track_score: TrackScoreOpt = None,
     cmc: Annotated[
-        str | None, typer.Option(help="Camera-motion compensation: off | sparse (for moving cameras).")
+        str | None,
+        typer.Option(
+            help="Camera-motion compensation: auto (on for live sources and the demo, off for files) | off | sparse."
+        ),
     ] = None,
     second_association: SecondAssociationOpt = None,
     realtime: Annotated[

@@ -42,7 +42,9 @@ class RunConfig:
     track_iou: float | None = None
     track_score: float | None = None  # detections below this do not start or update tracks (tracker default)
     second_association: bool | None = None
-    cmc: str = "off"  # camera-motion compensation: off | sparse (LK flow + RANSAC similarity)
+    # camera-motion compensation: auto (sparse for live sources, off for files) | off | sparse (LK flow + RANSAC
+    # similarity); the demo turns it on (its drone camera moves)
+    cmc: str = "auto"
     # source
     realtime: bool = False
     loop: bool = False
@@ -80,9 +82,11 @@ class RunConfig:
                 "--no-track cannot skip detector runs (only the tracker can predict skipped frames): "
                 "drop --detect-every/--target-fps or turn tracking on"
             )
-        if self.cmc not in ("off", "sparse"):
-            raise ConfigError(f"unknown --cmc {self.cmc!r}: choose one of off, sparse")
-        if self.cmc != "off" and not self.track:
+        from edgedet.tracking.cmc import CMC_METHODS
+
+        if self.cmc not in CMC_METHODS:
+            raise ConfigError(f"unknown --cmc {self.cmc!r}: choose one of {', '.join(CMC_METHODS)}")
+        if self.cmc == "sparse" and not self.track:
             raise ConfigError("--cmc moves tracks: it needs tracking on (drop --cmc or --no-track)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"--max-frames must be 1 or more, got {self.max_frames}")

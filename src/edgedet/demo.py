@@ -21,6 +21,7 @@ MODEL_FILES: dict[str, str] = {"fp32": "demo.onnx", "int8": "demo.int8.onnx"}
 CLASS_NAMES: tuple[str, ...] = ("car", "truck", "person")
 #: what `run --source demo` uses when the user gives no flag of their own
 DEMO_TARGET_FPS = 30.0
+DEMO_CMC = "sparse"  # the demo's camera flies (measured gain: models/README.md)
 DEMO_OUTPUTS: dict[str, str] = {
     "save_video": "video.mp4",
     "save_mot": "tracks.txt",
@@ -71,7 +72,8 @@ def default_run_overrides(
     The folder is not created here (the sinks create their parent folders).
 
     realtime: the demo is a file-like source; paced to its 30 FPS it behaves like a camera, so the target-FPS
-    scheduler has a real clock to hold.
+    scheduler has a real clock to hold. cmc: camera-motion compensation, as for a live camera ("auto" would
+    leave it off for this file-like source).
     """
     given = {k: v for k, v in (given or {}).items() if v is not None}
     out: dict[str, Any] = {}
@@ -80,6 +82,8 @@ def default_run_overrides(
         out["target_fps"] = DEMO_TARGET_FPS
     if "realtime" not in given:
         out["realtime"] = True
+    if "cmc" not in given and given.get("track", True):
+        out["cmc"] = DEMO_CMC
     run_dir = Path(given["run_dir"]) if "run_dir" in given else default_run_dir(now, root)
     if "run_dir" not in given:
         out["run_dir"] = str(run_dir)
@@ -97,6 +101,7 @@ def is_demo_source(source: str | None) -> bool:
 
 __all__ = [
     "CLASS_NAMES",
+    "DEMO_CMC",
     "DEMO_OUTPUTS",
     "DEMO_TARGET_FPS",
     "MODEL_FILES",

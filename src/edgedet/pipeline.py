@@ -408,7 +408,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         scheduler=scheduler,
         classes=config.classes,
         max_frames=config.max_frames,
-        cmc=make_cmc(config.cmc) if config.track else None,
+        cmc=make_cmc(config.cmc, live=source.is_live) if config.track else None,
         paced=config.realtime,
     )
 

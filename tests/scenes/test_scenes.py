@@ -332,11 +332,12 @@ def test_write_sequence_formats(tmp_path: Path) -> None:
     )
     assert len(list((seq / "images").glob("*.jpg"))) == 8
 
-    # gt.txt holds exactly what the scene yields
+    # gt.txt holds exactly what the scene yields, with x, y in MOTChallenge's 1-based pixels
     gt_file = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2).reshape(-1, 9)
     gt_scene = np.concatenate([g for _, g in DemoScene(seed=0, config=cfg, split="val", index=1)])
     assert len(gt_scene) > 0
-    assert np.allclose(gt_file, gt_scene, atol=1e-3)
+    np.testing.assert_allclose(gt_file[:, 2:4], gt_scene[:, 2:4] + 1, atol=1e-3)
+    np.testing.assert_allclose(np.delete(gt_file, [2, 3], 1), np.delete(gt_scene, [2, 3], 1), atol=1e-3)
 
     # YOLO labels = COCO non-crowd annotations = gt rows with enough visibility and size
     yolo = load_yolo_dataset(seq)
@@ -356,6 +357,34 @@ def test_write_sequence_formats(tmp_path: Path) -> None:
     assert n_good == len(rows) > 0
     anns = json.loads((tmp_path / "val.json").read_text())["annotations"]
     assert {"track_id", "visibility"} <= set(anns[0])
+
+
+def test_gt_txt_lines_up_with_what_the_mot_sink_writes(tmp_path: Path) -> None:
+    """A perfect tracker (the scene's own objects as tracks, written by `--save-mot`'s sink) reproduces gt.txt's
+    boxes exactly and scores MOTA 100: truth and tracker output use the same pixel convention."""
+    from edgedet.eval.mot import evaluate_sequence
+    from edgedet.sinks.files import MotSink
+    from edgedet.types import Frame, FrameResult
+
+    cfg = replace(SMALL, frames=10)
+    scene = DemoScene(seed=0, config=cfg, split="val", index=2)
+    rec = write_sequence(scene, tmp_path, rel_to=tmp_path)
+    tracks = tmp_path / "tracks.txt"
+    with MotSink(tracks, tracking=True) as sink:
+        for i, (img, gt) in enumerate(scene):
+            sink.write(FrameResult(Frame(img, i, i / 30), gt_to_detections(gt[gt[:, 6] > 0])))
+    truth = np.loadtxt(rec.path / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    out = np.loadtxt(tracks, delimiter=",", ndmin=2)
+    truth = truth[truth[:, 6] > 0]
+    assert len(out) == len(truth) > 10
+    key = lambda a: np.lexsort((a[:, 1], a[:, 0]))  # noqa: E731
+    np.testing.assert_allclose(out[key(out), :6], truth[key(truth), :6], atol=0.01)
+    # scored class-agnostically, every object a pedestrian (MOT17 class 1)
+    truth_all = np.loadtxt(rec.path / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    truth_all[:, 7] = 1
+    np.savetxt(rec.path / "gt" / "gt1.txt", truth_all, delimiter=",", fmt="%.4f")
+    res = evaluate_sequence(rec.path / "gt" / "gt1.txt", tracks, rec.path / "seqinfo.ini", benchmark="MOT17")
+    assert res["MOTA"] == pytest.approx(100.0)
 
 
 def test_write_sequence_mp4(tmp_path: Path) -> None:

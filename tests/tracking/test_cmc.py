@@ -48,8 +48,11 @@ def test_featureless_frames_give_no_warp():
 
 
 def test_make_cmc():
-    assert make_cmc("off") is None
+    assert make_cmc("off") is None and make_cmc("off", live=True) is None
     assert isinstance(make_cmc("sparse"), CameraMotionEstimator)
+    # auto: on for live sources (cameras, streams), off for files
+    assert isinstance(make_cmc("auto", live=True), CameraMotionEstimator)
+    assert make_cmc("auto", live=False) is None
     with pytest.raises(ConfigError, match="sparse"):
         make_cmc("ecc2")
 

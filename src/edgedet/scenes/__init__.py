@@ -8,7 +8,7 @@ tilts, with motion blur, exposure drift and sensor noise. Needs only numpy and O
 
 from edgedet.scenes.agents import CLASS_NAMES
 from edgedet.scenes.scene import SPLITS, DemoScene, SceneConfig, scene_seed
-from edgedet.scenes.writer import gt_to_detections, write_coco, write_sequence
+from edgedet.scenes.writer import gt_to_detections, motchallenge_rows, write_coco, write_sequence
 
 __all__ = [
     "CLASS_NAMES",
@@ -16,6 +16,7 @@ __all__ = [
     "DemoScene",
     "SceneConfig",
     "gt_to_detections",
+    "motchallenge_rows",
     "scene_seed",
     "write_coco",
     "write_sequence",
