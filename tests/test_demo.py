@@ -203,28 +203,34 @@ def test_packaged_models_carry_the_demo_spec(precision: str) -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_packaged_model_detects_on_held_out_frames(precision: str) -> None:
-    """mAP50 on 6 test-split frames the model never saw (cars ~0.9, people ~0.2-0.3 when written; the full
-    numbers: benchmarks/eval_demo.py and models/README.md)."""
+    """mAP50 on 27 test-split frames (3 flights) the model never saw: 0.91 for both precisions when written
+    (cars 1.00, trucks 0.98, people 0.74; the full numbers: benchmarks/eval_demo.py and models/README.md)."""
     pytest.importorskip("pycocotools")
     from edgedet.datasets import DetectionDataset, LabelledImage
     from edgedet.eval.det import OnnxDetector, coco_map
 
     detector = OnnxDetector(demo.model_path(precision), threads=2)
     items, dets = [], []
-    for i, (img, gt) in enumerate(DemoScene(seed=0, split="test", index=1, frames=60)):
-        if i % 10:
-            continue
-        scored = (gt[:, 6] > 0) & (gt[:, 8] >= 0.3) & (gt[:, 4] >= 2) & (gt[:, 5] >= 2)
-        xyxy = np.column_stack([gt[:, 2], gt[:, 3], gt[:, 2] + gt[:, 4], gt[:, 3] + gt[:, 5]])
-        items.append(
-            LabelledImage(
-                Path(f"{i}"), (384, 640), xyxy.astype(np.float32), (gt[:, 7] - 1).astype(np.int32), ~scored
+    for index in (0, 1, 2):
+        for i, (img, gt) in enumerate(DemoScene(seed=0, split="test", index=index, frames=90)):
+            if i % 10:
+                continue
+            scored = (gt[:, 6] > 0) & (gt[:, 8] >= 0.3) & (gt[:, 4] >= 2) & (gt[:, 5] >= 2)
+            xyxy = np.column_stack([gt[:, 2], gt[:, 3], gt[:, 2] + gt[:, 4], gt[:, 3] + gt[:, 5]])
+            items.append(
+                LabelledImage(
+                    Path(f"{index}-{i}"),
+                    (384, 640),
+                    xyxy.astype(np.float32),
+                    (gt[:, 7] - 1).astype(np.int32),
+                    ~scored,
+                )
             )
-        )
-        dets.append(detector(img))
+            dets.append(detector(img))
     _, map50, per_class = coco_map(DetectionDataset(tuple(items), demo.CLASS_NAMES), dets, per_class=True)
-    assert per_class[0][1] >= 0.8  # cars
-    assert map50 >= 0.4
+    assert per_class[0][1] >= 0.9 and per_class[1][1] >= 0.85  # cars, trucks
+    assert per_class[2][1] >= 0.55  # people, 6-12 px
+    assert map50 >= 0.8
 
 
 def test_weights_load_safely_and_match_the_packaged_onnx() -> None:

@@ -211,9 +211,10 @@ def run_cmd(
         given = {**(read_yaml_config(config, fields) if config else {}), **flags}
         cfg = dataclasses.replace(cfg, **default_run_overrides(given))
     pipeline = build_pipeline(cfg)
+    tracking = "SORT + camera-motion compensation" if pipeline.cmc is not None else "SORT"
     _echo(
         f"edgedet run: {cfg.source} -> {pipeline.backend.description} -> "
-        f"{'SORT' if cfg.track else 'no tracking'}; Ctrl-C to stop"
+        f"{tracking if cfg.track else 'no tracking'}; Ctrl-C to stop"
     )
     summary = pipeline.run()
     _echo(summary.format())
