@@ -29,15 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-MIN_VISIBILITY = 0.3
-MIN_SIDE_PX = 2.0
-
-
-def _scored(gt: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-    """Rows of a scene's gt that count as objects (the same rule as the training labels)."""
-    return (
-        (gt[:, 6] > 0) & (gt[:, 8] >= MIN_VISIBILITY) & (gt[:, 4] >= MIN_SIDE_PX) & (gt[:, 5] >= MIN_SIDE_PX)
-    )
+from edgedet.scenes import scored  # which objects count: the rule the training labels use
 
 
 def render_flights(
@@ -68,7 +60,7 @@ def dataset_from_gt(gts: list[npt.NDArray[np.float64]], hw: tuple[int, int]) -> 
                 hw=hw,
                 xyxy=xyxy.astype(np.float32),
                 class_id=(gt[:, 7] - 1).astype(np.int32),
-                iscrowd=~_scored(gt),
+                iscrowd=~scored(gt),
             )
         )
     return DetectionDataset(tuple(items), CLASS_NAMES, name="demo-heldout")
@@ -80,7 +72,7 @@ def detection(args: argparse.Namespace, models: dict[str, Path]) -> dict[str, An
     t0 = time.perf_counter()
     images, gts = render_flights(args.split, args.det_flights, args.det_frames, args.det_stride)
     dataset = dataset_from_gt(gts, images[0].shape[:2])
-    n_obj = int(sum(_scored(g).sum() for g in gts))
+    n_obj = int(sum(scored(g).sum() for g in gts))
     print(
         f"detection: {len(images)} frames of {args.det_flights} {args.split} flights, {n_obj} objects "
         f"(rendered in {time.perf_counter() - t0:.0f} s)",
@@ -156,7 +148,7 @@ def tracking(args: argparse.Namespace, models: dict[str, Path]) -> dict[str, Any
         scene = DemoScene(seed=0, split=args.split, index=index, frames=args.mot_frames)
         # MOTChallenge's 1-based x, y, as the tracks the pipeline writes (--save-mot)
         rows = motchallenge_rows(np.concatenate([gt for _, gt in scene]))
-        scored = _scored(rows)
+        counted = scored(rows)
         h, w = scene.config.size_hw
         gts[index] = (
             MotGroundTruth(
@@ -165,7 +157,7 @@ def tracking(args: argparse.Namespace, models: dict[str, Path]) -> dict[str, Any
                 xywh=rows[:, 2:6].copy(),
                 flag=np.ones(len(rows), np.int64),
                 # class-agnostic: every scored object is MOT17's class 1; the rest are distractors (class 8)
-                class_id=np.where(scored, 1, 8).astype(np.int64),
+                class_id=np.where(counted, 1, 8).astype(np.int64),
                 visibility=rows[:, 8].copy(),
                 has_classes=True,
             ),

@@ -11,7 +11,7 @@ import pytest
 from edgedet import demo
 from edgedet.config import RunConfig, build_config
 from edgedet.errors import ConfigError, ModelError, SourceError
-from edgedet.scenes import DemoScene
+from edgedet.scenes import DemoScene, scored
 from edgedet.sources import SourceConfig, open_source
 from edgedet.sources.demo import DemoSource, DemoSourceSpec, parse_demo
 from edgedet.sources.registry import source_kind
@@ -215,7 +215,7 @@ def test_packaged_model_detects_on_held_out_frames(precision: str) -> None:
         for i, (img, gt) in enumerate(DemoScene(seed=0, split="test", index=index, frames=90)):
             if i % 10:
                 continue
-            scored = (gt[:, 6] > 0) & (gt[:, 8] >= 0.3) & (gt[:, 4] >= 2) & (gt[:, 5] >= 2)
+            counted = scored(gt)
             xyxy = np.column_stack([gt[:, 2], gt[:, 3], gt[:, 2] + gt[:, 4], gt[:, 3] + gt[:, 5]])
             items.append(
                 LabelledImage(
@@ -223,7 +223,7 @@ def test_packaged_model_detects_on_held_out_frames(precision: str) -> None:
                     (384, 640),
                     xyxy.astype(np.float32),
                     (gt[:, 7] - 1).astype(np.int32),
-                    ~scored,
+                    ~counted,
                 )
             )
             dets.append(detector(img))

@@ -43,14 +43,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edgedet.scenes import CLASS_NAMES, DemoScene, SceneConfig
+from edgedet.scenes import CLASS_NAMES, DemoScene, SceneConfig, scored
 
 FORMAT = "yolov5-statedict-v1"
 STRIDES = (8.0, 16.0, 32.0)
 # anchors in input pixels, (w, h) pairs per level, from the box sizes of the train split (see module docstring)
 ANCHORS = [[4, 4, 6, 6, 11, 10], [16, 20, 22, 16, 27, 27], [30, 48, 48, 30, 58, 56]]
-MIN_VISIBILITY = 0.3  # objects less visible than this are neither positives nor (in val) penalised
-MIN_SIDE_PX = 2.0
+MIN_SIDE_PX = 2.0  # a box cut by a crop edge is kept as a label when both its sides are at least this
 
 
 def model_yaml(width: float, depth: float, nc: int = len(CLASS_NAMES)) -> dict[str, Any]:
@@ -98,13 +97,12 @@ def model_yaml(width: float, depth: float, nc: int = len(CLASS_NAMES)) -> dict[s
 def labels_from_gt(gt: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """MOTChallenge gt rows -> (labels (N, 5) `class x0 y0 x1 y1` px, ignore (M, 4) xyxy px).
 
-    Labels: consider flag 1, visibility >= MIN_VISIBILITY, both sides >= MIN_SIDE_PX. Ignore regions: the rest
-    of the objects in view (mostly hidden or sliver boxes), which the evaluation neither rewards nor penalises.
+    Labels: the objects `edgedet.scenes.scored` counts (in view, visibility >= 0.3, both sides >= MIN_SIDE_PX).
+    Ignore regions: the rest of the objects in view (mostly hidden or sliver boxes), which the evaluation neither
+    rewards nor penalises.
     """
     xyxy = np.column_stack([gt[:, 2], gt[:, 3], gt[:, 2] + gt[:, 4], gt[:, 3] + gt[:, 5]]).astype(np.float32)
-    good = (
-        (gt[:, 6] > 0) & (gt[:, 8] >= MIN_VISIBILITY) & (gt[:, 4] >= MIN_SIDE_PX) & (gt[:, 5] >= MIN_SIDE_PX)
-    )
+    good = scored(gt, min_side_px=MIN_SIDE_PX)
     labels = np.column_stack([gt[good, 7] - 1, xyxy[good]]).astype(np.float32)
     return labels.reshape(-1, 5), xyxy[~good].reshape(-1, 4)
 

@@ -77,12 +77,13 @@ def default_run_overrides(
     """
     given = {k: v for k, v in (given or {}).items() if v is not None}
     out: dict[str, Any] = {}
+    tracking = given.get("track", True)
     skip_chosen = "target_fps" in given or given.get("detect_every", 1) != 1
-    if not skip_chosen and given.get("track", True):
+    if not skip_chosen and tracking:
         out["target_fps"] = DEMO_TARGET_FPS
     if "realtime" not in given:
         out["realtime"] = True
-    if "cmc" not in given and given.get("track", True):
+    if "cmc" not in given and tracking:
         out["cmc"] = DEMO_CMC
     run_dir = Path(given["run_dir"]) if "run_dir" in given else default_run_dir(now, root)
     if "run_dir" not in given:

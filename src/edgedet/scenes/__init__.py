@@ -8,7 +8,7 @@ tilts, with motion blur, exposure drift and sensor noise. Needs only numpy and O
 
 from edgedet.scenes.agents import CLASS_NAMES
 from edgedet.scenes.scene import SPLITS, DemoScene, SceneConfig, scene_seed
-from edgedet.scenes.writer import gt_to_detections, motchallenge_rows, write_coco, write_sequence
+from edgedet.scenes.writer import gt_to_detections, motchallenge_rows, scored, write_coco, write_sequence
 
 __all__ = [
     "CLASS_NAMES",
@@ -18,6 +18,7 @@ __all__ = [
     "gt_to_detections",
     "motchallenge_rows",
     "scene_seed",
+    "scored",
     "write_coco",
     "write_sequence",
 ]

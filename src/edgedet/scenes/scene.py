@@ -249,8 +249,9 @@ class DemoScene:
 
     Iterating yields (frame_bgr, gt) per frame: frame_bgr (H, W, 3) uint8; gt (N, 9) float64 MOTChallenge rows
     `frame, id, x, y, w, h, consider, class_id + 1, visibility` (frame 1-based; boxes in 0-based frame px like
-    `Detections`, top-left x/y and size (gt.txt files and MOT scoring add 1 to x, y: `motchallenge_rows`), the object's body clipped to the frame; consider = 1 when any of it is visible, 0 when it
-    is inside the frame but fully hidden). Every iteration replays the same sequence: same seed, same frames.
+    `Detections`, top-left x/y and size, the object's body clipped to the frame (gt.txt files and MOT scoring
+    add 1 to x, y: `motchallenge_rows`); consider = 1 when any of it is visible, 0 when it is inside the frame
+    but fully hidden). Every iteration replays the same sequence: same seed, same frames.
 
     seed, split, index: which sequence (see `scene_seed`); the demo is split "demo" and never appears in a
     training set. size_hw, fps, frames: override the same fields of `config`.

@@ -44,6 +44,16 @@ def motchallenge_rows(gt: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return rows
 
 
+def scored(
+    gt: npt.NDArray[np.float64], min_visibility: float = 0.3, min_side_px: float = 2.0
+) -> npt.NDArray[np.bool_]:
+    """Rows of a scene's gt that count as objects to find: in view (consider 1), at least `min_visibility`
+    visible and both box sides at least `min_side_px`. The rest are neither rewarded nor penalised (COCO crowd
+    regions, MOT distractors). The same rule makes the training labels, the COCO/YOLO files and the scoring."""
+    g = np.asarray(gt, np.float64).reshape(-1, 9)
+    return (g[:, 6] > 0) & (g[:, 8] >= min_visibility) & (g[:, 4] >= min_side_px) & (g[:, 5] >= min_side_px)
+
+
 def gt_to_detections(gt: npt.NDArray[np.float64], min_visibility: float = 0.0) -> Detections:
     """MOT gt rows (N, 9) -> Detections (confidence 1, class_id = column 8 - 1, track_id = column 2), keeping
     rows with visibility >= min_visibility and consider flag 1."""
@@ -122,9 +132,9 @@ def write_sequence(
     for i, (img, gt) in enumerate(scene):
         frame_no = i + 1
         stem = f"{frame_no:06d}"
+        gt_lines += [_mot_line(row) for row in motchallenge_rows(gt)]  # every frame has truth, kept or not
+        record.gt_rows += len(gt)
         if i % keep_every:
-            gt_lines += [_mot_line(row) for row in motchallenge_rows(gt)]
-            record.gt_rows += len(gt)
             if progress is not None:
                 progress(frame_no, total)
             continue
@@ -148,12 +158,10 @@ def write_sequence(
             }
         )
         labels = []
-        gt_lines += [_mot_line(row) for row in motchallenge_rows(gt)]
-        for row in gt:
+        for row, good in zip(gt, scored(gt, min_visibility, min_size_px), strict=True):
             _, tid, x, y, bw, bh, consider, cls1, vis = (float(v) for v in row)
             if consider <= 0:
                 continue
-            good = vis >= min_visibility and bw >= min_size_px and bh >= min_size_px
             record.annotations.append(
                 {
                     "id": len(record.annotations) + 1,
@@ -174,7 +182,6 @@ def write_sequence(
             (seq_dir / "labels" / f"{stem}.txt").write_text(
                 "".join(s + "\n" for s in labels), encoding="utf-8"
             )
-        record.gt_rows += len(gt)
         if progress is not None:
             progress(frame_no, total)
     if writer is not None:

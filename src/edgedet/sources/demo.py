@@ -29,14 +29,13 @@ _PREFETCH = 4  # frames rendered ahead; bounded so a slow consumer does not pile
 
 @dataclass(frozen=True)
 class DemoSourceSpec:
-    """Parsed `demo,...` options: which flight (seed, split, index) and how many frames (30 FPS, 640x384)."""
+    """Parsed `demo,...` options: which flight (seed, split, index) and how many frames (the scene's default
+    rate and size: 30 FPS, 640x384)."""
 
     frames: int = 600
     seed: int = 0
     split: str = "demo"
     index: int = 0
-    fps: float = 30.0
-    size_hw: tuple[int, int] = (384, 640)
 
 
 def parse_demo(uri: str) -> DemoSourceSpec:
@@ -78,16 +77,9 @@ class DemoSource(Source):
         from edgedet.scenes import DemoScene
 
         self.spec = spec
-        self.scene = DemoScene(
-            seed=spec.seed,
-            size_hw=spec.size_hw,
-            fps=spec.fps,
-            frames=spec.frames,
-            split=spec.split,
-            index=spec.index,
-        )
+        self.scene = DemoScene(seed=spec.seed, frames=spec.frames, split=spec.split, index=spec.index)
         self.name = name
-        self.fps = spec.fps
+        self.fps = self.scene.config.fps
         self._config = config
         self._delivered = 0
         self._stop = threading.Event()
@@ -101,7 +93,8 @@ class DemoSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         limit = self._config.max_frames
-        pacer = Pacer(self.spec.fps) if self._config.realtime else None
+        fps = self.scene.config.fps
+        pacer = Pacer(fps) if self._config.realtime else None
         frames: queue.Queue[npt.NDArray[np.uint8] | BaseException | None] = queue.Queue(maxsize=_PREFETCH)
 
         def put(item: npt.NDArray[np.uint8] | BaseException | None) -> bool:
@@ -134,9 +127,7 @@ class DemoSource(Source):
                 if pacer is not None:
                     pacer.wait()
                 i = self._delivered
-                yield Frame(
-                    image=item, index=i, timestamp_s=i / self.spec.fps, source_index=i % self.spec.frames
-                )
+                yield Frame(image=item, index=i, timestamp_s=i / fps, source_index=i % self.spec.frames)
                 self._delivered += 1
         finally:
             self._stop.set()
