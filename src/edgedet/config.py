@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,14 @@ def parse_imgsz(text: str | None) -> tuple[int, int] | None:
     if len(parts) not in (1, 2):
         raise ConfigError(f"--imgsz takes 640 or 384,640 (h,w), got {text!r}")
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's limit)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 # --- option groups shared by several commands (declared once, used by each) ------------------------------------
@@ -328,6 +337,13 @@ class RunConfig(_Options):
     detect_every: int = _detect_every()
     target_fps: float | None = _target_fps()
     max_interval: int = _max_interval()
+    # runtime
+    overlap: str = option(
+        "auto",
+        "Stages on their own threads, host work beside inference: auto (on with 2+ cores) | on | off (one "
+        "frame at a time, for debugging).",
+        check=_one_of("auto", "on", "off"),
+    )
     # sinks
     show: bool = option(False, "Show a window with boxes and IDs.", flags="--show", stage="sink")
     save_video: str | None = option(None, "Annotated mp4 (= --sink video:PATH).", stage="sink")
@@ -361,6 +377,14 @@ class RunConfig(_Options):
             motion_compensation=self.cmc == "sparse",
         )  # fmt: skip
         return self
+
+    @property
+    def overlap_on(self) -> bool:
+        """Whether the run uses the overlapped runtime: --overlap on/off, or for auto, when this process may
+        use 2 or more cores (with one core the stage threads would only take turns on it)."""
+        if self.overlap != "auto":
+            return self.overlap == "on"
+        return usable_cores() >= 2
 
     # --- the stage configs, built from the declarations ---------------------------------------------------
 

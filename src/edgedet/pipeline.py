@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from edgedet.boxes import clip_xyxy
 from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combination
 from edgedet.detector import Detector
+from edgedet.overlap import OverlappedLoop, inside_frame
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
@@ -47,6 +47,9 @@ class RunSummary:
     detector_runs: int = 0
     track_only_frames: int = 0
     source_stats: SourceStats = field(default_factory=SourceStats)  # the source's counters at the end
+    #: live frames the overlapped runtime dropped at its capture end because the stages were busy (newest wins)
+    capture_dropped: int = 0
+    overlap: bool = False  # the run used the overlapped runtime (--overlap on)
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
     lost_outputs: dict[str, int] = field(default_factory=dict)
@@ -55,7 +58,8 @@ class RunSummary:
     # the source's counters, under the names the summary has always used
     @property
     def dropped_frames(self) -> int:
-        return self.source_stats.dropped
+        """Frames captured but never processed: the source's own drops and the pipeline's capture-end drops."""
+        return self.source_stats.dropped + self.capture_dropped
 
     @property
     def reconnects(self) -> int:
@@ -85,6 +89,8 @@ class RunSummary:
             "detector_runs": self.detector_runs,
             "track_only_frames": self.track_only_frames,
             "dropped_frames": self.dropped_frames,
+            "capture_dropped": self.capture_dropped,
+            "overlap": self.overlap,
             "reconnects": self.reconnects,
             "stalls": self.stalls,
             "downtime_s": round(self.downtime_s, 3),
@@ -134,7 +140,8 @@ class Pipeline:
     without tracking (then every frame must be a detector frame and there is no camera-motion compensation).
     cmc: image -> 2x3 warp (previous frame -> this one) or None, called on every frame. paced: the source
     waits for its frame times (--realtime), which the scheduler must not count as work. outputs: the files the
-    sinks write, listed in the summary.
+    sinks write, listed in the summary. overlap: run the stages on their own threads (`edgedet.overlap`);
+    False runs today's sequential loop, one frame at a time on the calling thread.
     """
 
     def __init__(
@@ -148,6 +155,7 @@ class Pipeline:
         cmc: Callable[[np.ndarray], np.ndarray | None] | None = None,
         paced: bool = False,
         outputs: Sequence[str] = (),
+        overlap: bool = False,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -165,6 +173,7 @@ class Pipeline:
         # live source, and must not count as frame cost for the target-FPS scheduler.
         self.paced = paced
         self.outputs = list(outputs)
+        self.overlap = overlap
         self.timer = StageTimer()
         self._stop_reason: str | None = None
         self._waiting_for_frame = False
@@ -173,9 +182,16 @@ class Pipeline:
     def backend(self) -> Backend:
         return self.detector.backend
 
-    def request_stop(self, reason: str = "request") -> None:
-        """Ask the loop to finish after the current frame (thread-safe: it only sets a value)."""
-        self._stop_reason = reason
+    def request_stop(self, reason: str = "request", keep_first: bool = False) -> None:
+        """Ask the loop to finish after the current frame (thread-safe: it only sets a value). keep_first:
+        leave an earlier reason in place."""
+        if not (keep_first and self._stop_reason is not None):
+            self._stop_reason = reason
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run is stopping (a signal name, "max frames", ...), or None while it runs."""
+        return self._stop_reason
 
     # --- the loop -------------------------------------------------------------------------------------------
 
@@ -185,7 +201,11 @@ class Pipeline:
         t_start = time.perf_counter()
         try:
             with self.detector:
-                self._loop(summary)
+                if self.overlap:
+                    summary.overlap = True
+                    OverlappedLoop(self).run(summary)
+                else:
+                    self._loop(summary)
         except _Stop:
             pass
         finally:
@@ -235,7 +255,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = _inside(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
+                dets = inside_frame(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -271,7 +291,7 @@ class Pipeline:
         stage_ms.update(times.as_stage_ms())
         if self.tracker is not None:
             t = time.perf_counter_ns()
-            dets = _inside(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
+            dets = inside_frame(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
         return dets
 
@@ -309,16 +329,6 @@ class Pipeline:
             summary.lost_outputs[type(sink).__name__] = sink.lost_frames
         summary.outputs.extend(self.outputs)
         self.source.close()
-
-
-def _inside(dets: Detections, hw: tuple[int, int]) -> Detections:
-    """Clip the tracker's boxes to the frame and drop those left with no area: a predicted box can coast
-    past the edge after its object has left."""
-    if not len(dets):
-        return dets
-    xyxy = clip_xyxy(dets.xyxy, hw)
-    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    return Detections(xyxy[keep], dets.confidence[keep], dets.class_id[keep], dets.track_id[keep])
 
 
 # --- building from options ----------------------------------------------------------------------------------
@@ -375,4 +385,5 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         cmc=make_cmc(config.cmc, live=source.is_live) if config.track else None,
         paced=bool(config.realtime),
         outputs=output_files(sink_config),
+        overlap=config.overlap_on,
     )
