@@ -174,6 +174,8 @@ class Pipeline:
         self.paced = paced
         self.outputs = list(outputs)
         self.overlap = overlap
+        #: the overlapped loop of the last run (its queues show depths, drops, high-water marks), or None
+        self.overlapped: OverlappedLoop | None = None
         self.timer = StageTimer()
         self._stop_reason: str | None = None
         self._waiting_for_frame = False
@@ -203,7 +205,8 @@ class Pipeline:
             with self.detector:
                 if self.overlap:
                     summary.overlap = True
-                    OverlappedLoop(self).run(summary)
+                    self.overlapped = OverlappedLoop(self)
+                    self.overlapped.run(summary)
                 else:
                     self._loop(summary)
         except _Stop:

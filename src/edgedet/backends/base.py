@@ -82,7 +82,8 @@ class Backend(ABC):
 
     def collect(self, handle: Any) -> Sequence[npt.NDArray[np.floating]]:
         """The outputs of the `submit` that returned `handle` (blocks until they are ready); buffers as `infer`'s."""
-        return handle  # type: ignore[no-any-return]
+        outputs: Sequence[npt.NDArray[np.floating]] = handle
+        return outputs
 
     @abstractmethod
     def close(self) -> None: ...
