@@ -1,0 +1,124 @@
+"""Engine-only FPS vs end-to-end FPS with `--overlap off` and `--overlap on`, side by side in one run.
+
+    python benchmarks/bench_overlap.py [--video PATH] [--models 320 640] [--repeat 2] [--threads 1]
+
+For each YOLOv5n reference (../shared/data/models/reference_onnx/yolov5n_<size>.onnx) on the people clip
+(../shared/data/video/people_indoor_640x368.mp4), ONNX Runtime on the CPU at `--threads`:
+- engine-only: the detector's `infer` alone on the clip's frames, FPS = 1000 / infer p50;
+- end to end: `edgedet run` on the clip (every frame, detector on every frame, SORT, the video sink writing an
+  mp4), once with `--overlap off` (one frame at a time) and once with `--overlap on` (stages on threads);
+  FPS = frames / wall time; each run's own infer p50 is shown beside it.
+Runs are interleaved (engine, off, on, engine, off, on, ...) and the median of `--repeat` rounds is reported,
+with `uptime`'s 1-minute load average at each measurement: numbers are comparable only within one run, and
+only on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgedet.backends import BackendConfig
+from edgedet.config import RunConfig, build_config
+from edgedet.detector import open_detector
+from edgedet.pipeline import build_pipeline
+from edgedet.sources import open_source
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def engine_only_p50(model: Path, video: Path, threads: int, frames: int) -> float:
+    """Median `infer` ms over the clip's first `frames` frames (5 warm-up calls discarded)."""
+    with open_detector(model, BackendConfig(threads=threads)) as det:
+        images = [f.image for f, _ in zip(open_source(str(video)), range(frames), strict=False)]
+        times = []
+        for i, img in enumerate([*images[:5], *images]):
+            _, t = det.detect(img)
+            if i >= 5:
+                times.append(t.infer_ms)
+    return float(np.median(times))
+
+
+def end_to_end(model: Path, video: Path, threads: int, overlap: str, out: Path) -> tuple[float, float, int]:
+    """(FPS, infer p50 ms, frames) of one `edgedet run` over the clip with the video sink writing."""
+    cfg = build_config(
+        RunConfig,
+        None,
+        source=str(video),
+        model=str(model),
+        threads=threads,
+        overlap=overlap,
+        classes=(0,),
+        save_video=str(out),
+    )
+    summary = build_pipeline(cfg).run()
+    assert out.stat().st_size > 0
+    return summary.fps, summary.latency["infer"].p50_ms, summary.frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", type=Path, default=DATA / "video" / "people_indoor_640x368.mp4")
+    ap.add_argument("--models", nargs="+", type=int, default=[320, 640])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--engine-frames", type=int, default=60)
+    args = ap.parse_args()
+    if not args.video.exists():
+        raise SystemExit(f"missing {args.video}: the people clip lives in ../shared/data/video")
+    print(f"cores usable: {len(os.sched_getaffinity(0))}, ONNX Runtime CPU, {args.threads} thread(s)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.models:
+            model = DATA / "models" / "reference_onnx" / f"yolov5n_{size}.onnx"
+            if not model.exists():
+                raise SystemExit(f"missing {model}")
+            eng, off, on, loads = [], [], [], []
+            for r in range(args.repeat):
+                loads.append(load1())
+                eng.append(1000.0 / engine_only_p50(model, args.video, args.threads, args.engine_frames))
+                loads.append(load1())
+                off.append(
+                    end_to_end(model, args.video, args.threads, "off", Path(tmp) / f"off{size}_{r}.mp4")
+                )
+                loads.append(load1())
+                on.append(end_to_end(model, args.video, args.threads, "on", Path(tmp) / f"on{size}_{r}.mp4"))
+                print(
+                    f"  yolov5n {size} round {r + 1}: engine {eng[-1]:.1f} FPS, off {off[-1][0]:.1f} FPS "
+                    f"(infer p50 {off[-1][1]:.1f} ms), on {on[-1][0]:.1f} FPS (infer p50 {on[-1][1]:.1f} ms), "
+                    f"load {loads[-3]:.1f}/{loads[-2]:.1f}/{loads[-1]:.1f}",
+                    flush=True,
+                )
+            e = statistics.median(eng)
+            f_off = statistics.median(x[0] for x in off)
+            f_on = statistics.median(x[0] for x in on)
+            rows.append(
+                (size, e, f_off, statistics.median(x[1] for x in off), f_on, statistics.median(x[1] for x in on),
+                 min(loads), max(loads), off[0][2])
+            )  # fmt: skip
+    print()
+    print(
+        f"{'model':<12}{'frames':>7}{'engine FPS':>12}{'off FPS':>9}{'infer p50':>10}{'on FPS':>9}{'infer p50':>10}"
+        f"{'on/engine':>11}{'on/off':>8}{'load 1m':>12}"
+    )
+    for size, e, f_off, i_off, f_on, i_on, lo, hi, n in rows:
+        print(
+            f"{'yolov5n ' + str(size):<12}{n:>7}{e:>12.1f}{f_off:>9.1f}{i_off:>10.1f}{f_on:>9.1f}{i_on:>10.1f}"
+            f"{f_on / e:>11.2f}{f_on / f_off:>8.2f}{f'{lo:.1f}-{hi:.1f}':>12}"
+        )
+    print(
+        "engine FPS = 1000 / infer p50 (detector alone); off/on: `edgedet run` with the video sink, FPS = frames / wall"
+    )
+
+
+if __name__ == "__main__":
+    main()
