@@ -402,3 +402,49 @@ def test_a_plugin_backend_without_submit_collect_runs_through_infer(model, clip)
         tracker=SortTracker(TrackerConfig(min_hits=1)), overlap=True,
     )  # fmt: skip
     assert pipe.run().frames == 60 and [r[0] for r in rec.rows] == list(range(60))
+
+
+# --- two inferences in flight (TensorRT's submit/collect) -------------------------------------------------
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_tensorrt_two_in_flight_keeps_the_order_and_the_tracks_of_the_sequential_loop(
+    model, clip, tmp_path, every
+):
+    """TensorRT (the stand-in from TensorRT 10.3's real API, running the same ONNX) keeps two frames in flight;
+    frames still leave in order, around track-only frames too, with the sequential ONNX Runtime run's tracks."""
+    from tests.backends.test_cuda_mem import FakeCuda
+    from tests.helpers.trt_standin import fake_plan, make_tensorrt
+
+    from edgedet.backends.tensorrt import TensorRTBackend
+
+    rec_ref = Recorder()
+    make(open_source(str(clip)), model, [rec_ref], False, EveryN(every)).run()
+    plan = tmp_path / "blob.plan"
+    plan.write_bytes(fake_plan(str(model), "10.3.0"))
+    backend = TensorRTBackend(plan, trt=make_tensorrt("10.3", "10.3.0"), cuda=FakeCuda())
+    spec = open_detector(model).spec  # the plan has no sidecar: take the model's spec (stretch, names)
+    outstanding, most = [0], [0]
+    submit, collect = backend.submit, backend.collect
+
+    def counting_submit(tensor: Any) -> Any:
+        outstanding[0] += 1
+        most[0] = max(most[0], outstanding[0])
+        return submit(tensor)
+
+    def counting_collect(handle: Any) -> Any:
+        outstanding[0] -= 1
+        return collect(handle)
+
+    backend.submit = counting_submit  # type: ignore[method-assign]
+    backend.collect = counting_collect  # type: ignore[method-assign]
+    rec = Recorder()
+    pipe = Pipeline(
+        open_source(str(clip)), Detector(backend, PostprocessConfig(), spec=spec), [rec],
+        tracker=SortTracker(TrackerConfig(min_hits=1)), scheduler=EveryN(every), overlap=True,
+    )  # fmt: skip
+    summary = pipe.run()
+    assert summary.frames == 60 and summary.detector_runs == 60 // every
+    # back-to-back detector frames go two at a time; a track-only frame between them is let through in order
+    assert most[0] == (2 if every == 1 else 1) and outstanding[0] == 0
+    assert rec.rows == rec_ref.rows
