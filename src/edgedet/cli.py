@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import traceback
 from pathlib import Path
@@ -51,9 +50,10 @@ def _root(
         bool, typer.Option("--verbose", "-v", help="Show info logs (reconnects, model loading).")
     ] = False,
 ) -> None:
+    from edgedet.logs import setup_logging
+
     _state["debug"] = debug
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    setup_logging(verbose=verbose, debug=debug)
 
 
 # --- run --------------------------------------------------------------------------------------------------------
