@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgedet.errors import EdgedetError
+from edgedet.errors import OUTPUTS_INCOMPLETE_EXIT_CODE, EdgedetError
 
 app = typer.Typer(
     name="edgedet",
@@ -69,6 +69,10 @@ Examples:
   edgedet run --source flight.mp4 --model model.onnx --detect-every 3
 
   edgedet run --source images/ --model model.onnx --no-track --conf 0.001 --save-coco results.json
+
+Exit codes: 0 done, every output complete; 74 the run finished but an output lost frames (disk full, device
+gone; the summary lists it as INCOMPLETE, never as written); 130/143 stopped by SIGINT/SIGTERM; 1 error; 2 bad
+options.
 """
 
 
@@ -220,6 +224,8 @@ def run_cmd(
     _echo(summary.format())
     if json_out is not None:
         json_out.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    if summary.incomplete_outputs:  # before the signal codes: lost data is what a script must notice
+        raise typer.Exit(OUTPUTS_INCOMPLETE_EXIT_CODE)
     if summary.stopped_by in ("SIGINT", "SIGTERM"):
         raise typer.Exit(130 if summary.stopped_by == "SIGINT" else 143)
 

@@ -26,6 +26,7 @@ from edgedet.config import RunConfig
 from edgedet.errors import ConfigError
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.scheduler import Scheduler, make_scheduler
+from edgedet.sinks.base import OutputStatus
 from edgedet.types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,13 @@ class RunSummary:
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
     lost_outputs: dict[str, int] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # complete outputs only
+    output_status: list[OutputStatus] = field(default_factory=list)
+
+    @property
+    def incomplete_outputs(self) -> list[OutputStatus]:
+        """Outputs that lost frames (write errors): never listed as written."""
+        return [o for o in self.output_status if not o.complete]
 
     @property
     def fps(self) -> float:
@@ -78,6 +85,7 @@ class RunSummary:
             "latency_ms": {k: v.as_dict() for k, v in self.latency.items()},
             "lost_outputs": dict(self.lost_outputs),
             "outputs": list(self.outputs),
+            "incomplete_outputs": [o.as_dict() for o in self.incomplete_outputs],
         }
 
     def format(self) -> str:
@@ -102,13 +110,7 @@ class RunSummary:
         ]
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
-        lost = {k: v for k, v in self.lost_outputs.items() if v}
-        if lost:
-            lines.append(
-                "NOT RECORDED (write errors): " + ", ".join(f"{k} lost {v} frames" for k, v in lost.items())
-            )
-        for out in self.outputs:
-            lines.append(f"wrote {out}")
+        lines.extend(o.format() for o in self.output_status if not o.complete or o.path is not None)
         return "\n".join(lines)
 
 
@@ -305,9 +307,13 @@ class Pipeline:
                 log.warning("closing %s failed: %s", type(sink).__name__, exc)
             name = type(sink).__name__
             summary.lost_outputs[name] = int(getattr(sink, "lost_frames", 0))
-            path = getattr(sink, "path", None)
-            if path is not None:
-                summary.outputs.append(str(path))
+            status = sink.status() if callable(getattr(sink, "status", None)) else None
+            if isinstance(status, OutputStatus):
+                summary.output_status.append(status)
+                if status.complete and status.path is not None:
+                    summary.outputs.append(status.path)
+            elif getattr(sink, "path", None) is not None and not summary.lost_outputs[name]:
+                summary.outputs.append(str(sink.path))
         close = getattr(self.source, "close", None)
         if callable(close):
             close()
