@@ -509,9 +509,9 @@ def bench_cmd(
         max_frames=max_frames,
     ).validate()
     if plot is not None:
-        from edgedet._optional import require
+        from edgedet._optional import require_all
 
-        require("matplotlib", "--plot")  # fail before a long run, not after it
+        require_all("bench --plot")  # fail before a long run, not after it
     out = _console()
     if not cfg.pipeline:
         with _ProgressBar("bench (interleaved rounds)") as bar:
