@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -79,7 +80,9 @@ def test_unreachable_rtsp_prints_only_edgedet_lines(debug: bool) -> None:
     url = f"rtsp://127.0.0.1:{_free_port()}/x"
     args = [*(["--debug"] if debug else []), "run", "--source", url, "--give-up-s", "2", "--stall-timeout-s", "1"]
     code = f"import sys; from edgedet.cli import main; sys.exit(main({args!r}))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # a clean environment: an earlier in-process main() set the quiet defaults in os.environ
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
     if debug:

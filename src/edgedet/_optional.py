@@ -73,7 +73,7 @@ def require_all(command: str, modules: tuple[str, ...] | None = None) -> None:
     absent = missing(needed)
     if not absent:
         return
-    hows = []
+    hows: list[str] = []
     for top in absent:
         how = _HOW_TO_INSTALL.get(top, f"pip install {top}")
         if how not in hows and not any(how in h for h in hows):

@@ -371,23 +371,13 @@ def info_cmd(
     path: Annotated[Path, typer.Argument(help=".onnx file, engine, or engine sidecar .json")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    from edgedet.convert.info import describe
+    from edgedet.convert.info import describe, format_summary
 
     info = describe(path)
     if json_out:
         _echo(json.dumps(info, indent=2, default=str))
         return
-    for key, value in info.items():
-        if isinstance(value, dict):
-            _echo(f"{key}:")
-            for k, v in value.items():
-                _echo(f"  {k}: {v}")
-        elif isinstance(value, list):
-            _echo(f"{key}:")
-            for v in value:
-                _echo(f"  {v}")
-        else:
-            _echo(f"{key}: {value}")
+    _echo("\n".join(format_summary(info)))
 
 
 # --- bench ------------------------------------------------------------------------------------------------------

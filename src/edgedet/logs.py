@@ -28,7 +28,7 @@ _FFMPEG_QUIET = "-8"
 _ORT_ERROR = 3  # ONNX Runtime severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 
-class _EdgedetHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _EdgedetHandler(logging.StreamHandler):
     """Marks the handler this module installed, so a second setup replaces it instead of adding another."""
 
 
