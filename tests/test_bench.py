@@ -7,8 +7,8 @@ import hashlib
 import io
 import json
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np

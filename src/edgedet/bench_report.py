@@ -312,7 +312,7 @@ def pipeline_figure(report: Mapping[str, Any]) -> Any:
     tel = report.get("telemetry_timeline", {})
     t = np.asarray(tel.get("t_s", []), np.float64)
     if t.size:
-        cpu_t, cpu = full_interval_samples(t, tel["cpu_percent"])
+        cpu_t, cpu = full_interval_samples(tel["t_s"], tel["cpu_percent"])
         (cpu_line,) = ax_tel.plot(cpu_t, cpu, "b.-", label="process CPU %")
         ax_tel.set_ylabel("CPU % (100 = one core)")
         ax_tel.set_ylim(bottom=0)
