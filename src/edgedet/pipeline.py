@@ -110,7 +110,8 @@ class RunSummary:
         ]
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
-        lines.extend(o.format() for o in self.output_status if not o.complete or o.path is not None)
+        lines.extend(o.format() for o in self.incomplete_outputs)
+        lines.extend(f"wrote {out}" for out in self.outputs)
         return "\n".join(lines)
 
 
