@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import traceback
 from pathlib import Path
@@ -23,7 +22,7 @@ from edgedet.config import (
     TrackCommandConfig,
     build_config,
 )
-from edgedet.errors import ConfigError, EdgedetError
+from edgedet.errors import OUTPUTS_INCOMPLETE_EXIT_CODE, ConfigError, EdgedetError
 
 app = typer.Typer(
     name="edgedet",
@@ -48,9 +47,10 @@ def _root(
         bool, typer.Option("--verbose", "-v", help="Show info logs (reconnects, model loading).")
     ] = False,
 ) -> None:
+    from edgedet.logs import setup_logging
+
     _state["debug"] = debug
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    setup_logging(verbose=verbose, debug=debug)
 
 
 # --- run --------------------------------------------------------------------------------------------------------
@@ -66,6 +66,10 @@ Examples:
   edgedet run --source flight.mp4 --model model.onnx --detect-every 3
 
   edgedet run --source images/ --model model.onnx --no-track --conf 0.001 --save-coco results.json
+
+Exit codes: 0 done, every output complete; 74 the run finished but an output lost frames (disk full, device
+gone; the summary lists it as INCOMPLETE, never as written); 130/143 stopped by SIGINT/SIGTERM; 1 error; 2 bad
+options.
 """
 
 
@@ -99,6 +103,8 @@ def run_cmd(
     _echo(summary.format())
     if json_out is not None:
         json_out.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    if summary.incomplete_outputs:  # before the signal codes: lost data is what a script must notice
+        raise typer.Exit(OUTPUTS_INCOMPLETE_EXIT_CODE)
     if summary.stopped_by in ("SIGINT", "SIGTERM"):
         raise typer.Exit(130 if summary.stopped_by == "SIGINT" else 143)
 
@@ -228,23 +234,13 @@ def info_cmd(
     path: Annotated[Path, typer.Argument(help=".onnx file, engine, or engine sidecar .json")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    from edgedet.convert.info import describe
+    from edgedet.convert.info import describe, format_summary
 
     info = describe(path)
     if json_out:
         _echo(json.dumps(info, indent=2, default=str))
         return
-    for key, value in info.items():
-        if isinstance(value, dict):
-            _echo(f"{key}:")
-            for k, v in value.items():
-                _echo(f"  {k}: {v}")
-        elif isinstance(value, list):
-            _echo(f"{key}:")
-            for v in value:
-                _echo(f"  {v}")
-        else:
-            _echo(f"{key}: {value}")
+    _echo("\n".join(format_summary(info)))
 
 
 # --- bench ------------------------------------------------------------------------------------------------------
@@ -318,9 +314,9 @@ def bench_cmd(
 
     cfg = build_config(BenchConfig, config, models=tuple(models) if models else None, **options).validate()
     if plot is not None:
-        from edgedet._optional import require
+        from edgedet._optional import require_all
 
-        require("matplotlib", "--plot")  # fail before a long run, not after it
+        require_all("bench --plot")  # fail before a long run, not after it
     if not cfg.pipeline:
         with _ProgressBar("bench (interleaved rounds)") as bar:
             report = bench_engines(cfg, progress=bar)

@@ -28,6 +28,7 @@ from edgedet.overlap import OverlappedLoop, inside_frame
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
+from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
 from edgedet.types import Detections, Frame, FrameResult
 
@@ -53,7 +54,13 @@ class RunSummary:
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
     lost_outputs: dict[str, int] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # complete outputs only
+    output_status: list[OutputStatus] = field(default_factory=list)
+
+    @property
+    def incomplete_outputs(self) -> list[OutputStatus]:
+        """Outputs that lost frames (write errors): never listed as written."""
+        return [o for o in self.output_status if not o.complete]
 
     # the source's counters, under the names the summary has always used
     @property
@@ -99,6 +106,7 @@ class RunSummary:
             "latency_ms": {k: v.as_dict() for k, v in self.latency.items()},
             "lost_outputs": dict(self.lost_outputs),
             "outputs": list(self.outputs),
+            "incomplete_outputs": [o.as_dict() for o in self.incomplete_outputs],
         }
 
     def format(self) -> str:
@@ -123,13 +131,8 @@ class RunSummary:
         ]
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
-        lost = {k: v for k, v in self.lost_outputs.items() if v}
-        if lost:
-            lines.append(
-                "NOT RECORDED (write errors): " + ", ".join(f"{k} lost {v} frames" for k, v in lost.items())
-            )
-        for out in self.outputs:
-            lines.append(f"wrote {out}")
+        lines.extend(o.format() for o in self.incomplete_outputs)
+        lines.extend(f"wrote {out}" for out in self.outputs)
         return "\n".join(lines)
 
 
@@ -330,7 +333,13 @@ class Pipeline:
             except Exception as exc:  # one bad sink must not stop the others from finishing their files
                 log.warning("closing %s failed: %s", type(sink).__name__, exc)
             summary.lost_outputs[type(sink).__name__] = sink.lost_frames
-        summary.outputs.extend(self.outputs)
+            # Sinks built on sinks.base.Sink say how their output ended (plugin sinks may not).
+            status = sink.status() if callable(getattr(sink, "status", None)) else None  # type: ignore[attr-defined]
+            if isinstance(status, OutputStatus):
+                summary.output_status.append(status)
+        # Only complete files are listed as written; the incomplete ones are named by format() instead.
+        incomplete = {o.path for o in summary.incomplete_outputs if o.path is not None}
+        summary.outputs.extend(p for p in self.outputs if p not in incomplete)
         self.source.close()
 
 

@@ -260,9 +260,10 @@ def build_engine(
     trt = require_tensorrt(onnx_path)
 
     def say(msg: str) -> None:
-        log.info(msg)
-        if progress is not None:
+        if progress is not None:  # one channel per message, so -v does not print it twice
             progress(msg)
+        else:
+            log.info(msg)
 
     if workspace_gb <= 0:
         raise ConfigError(f"workspace_gb must be positive, got {workspace_gb}; pass e.g. --workspace-gb 2")

@@ -101,9 +101,12 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
     def say(self, msg: str) -> None:
-        log.info(msg)
+        # one channel per message: the caller's progress callback when given, else the log (never both: -v
+        # would print every line twice)
         if self.progress is not None:
             self.progress(msg)
+        else:
+            log.info(msg)
 
     def note(self, msg: str) -> None:
         self.notes.append(msg)
