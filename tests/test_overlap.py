@@ -180,7 +180,7 @@ def live(max_frames: int | None = None) -> LiveSource:
     )
 
 
-def test_slow_sink_never_grows_a_queue_and_capture_drops_are_counted(model):
+def test_slow_sink_never_grows_a_queue_and_the_newest_frame_wins_at_capture(model):
     rec = Recorder(delay_s=0.03)
     pipe = make(live(), model, [rec], max_frames=25)
     summary = pipe.run()
@@ -188,11 +188,10 @@ def test_slow_sink_never_grows_a_queue_and_capture_drops_are_counted(model):
     assert loop is not None
     assert [q.high_water for q in loop.queues] == [CAPTURE_DEPTH, PREPARED_DEPTH, STAGE_DEPTH, STAGE_DEPTH]
     assert summary.frames == 25 == len(rec.rows) and summary.stopped_by == "max frames"
-    # a 500 FPS camera into a 33 FPS sink: most frames are dropped, at the source (newest wins) and at capture
-    assert summary.capture_dropped > 0
-    assert summary.dropped_frames == summary.source_stats.dropped + summary.capture_dropped > 25
-    idx = [r[0] for r in rec.rows]
-    assert idx == sorted(idx) and len(set(idx)) == 25  # newest wins, never out of order
+    # a 500 FPS camera into a 33 FPS sink: most frames are replaced in the source before capture takes one,
+    # and counted there; every frame capture took reached the sink (indices count delivered frames)
+    assert summary.dropped_frames == summary.source_stats.dropped > 25
+    assert [r[0] for r in rec.rows] == list(range(25))
     age = summary.latency["age"]
     # the age of an output frame stays bounded by the frames in flight, it does not grow with the run
     assert age.max_ms < 25 * 30

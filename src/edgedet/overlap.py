@@ -1,6 +1,6 @@
 """The overlapped runtime (`--overlap on`): every stage on its own thread, joined by bounded queues.
 
-    capture --[1, newest wins (live)]--> prepare: scheduler, CMC, preprocess --[1]--> infer: submit/collect
+    capture --[1]--> prepare: scheduler, CMC, preprocess --[1]--> infer: submit/collect
         --[2]--> track: postprocess, tracker --[2]--> sinks (on the calling thread, so a window stays on the
         main thread and signals are seen)
 
@@ -10,12 +10,14 @@ is on the GPU; on a CPU the stages share the cores, which `edgedet.backends.onnx
 
 Contract, the same as the sequential loop's (`Pipeline._loop`):
 - Frames leave in the order they were captured; each stage is one thread and each queue is FIFO.
-- Files deliver every frame (capture blocks while the pipeline is full). A live source's frames are dropped at
-  the capture end when the pipeline is busy (newest frame wins, counted in `RunSummary.capture_dropped`); no
-  queue ever holds more than its depth.
-- The scheduler decides detect or track-only when a frame leaves the capture queue (so a dropped frame never
-  takes a detector turn); a track-only frame skips preprocess and inference but passes every stage in order,
-  so the tracker still steps once per frame with that frame's motion.
+- Files deliver every frame (capture blocks while the pipeline is full). From a live source, capture takes a
+  frame only when the next stage has room for it, so the newest frame wins at the capture end: the source keeps
+  only its newest frame and counts the ones it replaced (`SourceStats.dropped`); a frame the source delivered
+  is never dropped later, so `Frame.index` stays the count of delivered frames. No queue holds more than its
+  depth.
+- The scheduler decides detect or track-only when a frame leaves the capture queue; a track-only frame skips
+  preprocess and inference but passes every stage in order, so the tracker still steps once per frame with
+  that frame's motion.
 - Every frame carries its timestamps: `stage_ms` holds each stage's time, the timer's "frame" sample is capture
   to output (end-to-end latency, queue waits included), "age" (live) is capture clock to output.
 - Stopping: end of source drains every frame in flight; Ctrl-C/SIGTERM stops capture and drains (a second
@@ -72,35 +74,36 @@ END = _End()
 class BoundedQueue:
     """A FIFO of at most `depth` items between two stage threads; it never grows.
 
-    put() waits while full, or with `newest_wins` drops the oldest waiting item (counted in `dropped`);
-    get() waits while empty (None after `timeout_s`). close() wakes both ends, which then raise _Closed.
-    `high_water` is the most items ever held (tests check it never passes depth).
+    put() waits while full; get() waits while empty (None after `timeout_s`); wait_for_room() waits until a
+    put would not. close() wakes every waiter, which then raises _Closed. `high_water` is the most items ever
+    held (tests check it never passes depth).
     """
 
-    def __init__(self, depth: int, newest_wins: bool = False) -> None:
+    def __init__(self, depth: int) -> None:
         if depth < 1:
             raise ValueError(f"queue depth must be 1 or more, got {depth}")
         self.depth = depth
-        self.newest_wins = newest_wins
-        self.dropped = 0
         self.high_water = 0
         self._items: deque[Any] = deque()
         self._cond = threading.Condition()
         self._closed = False
 
-    def put(self, item: Any, may_drop: bool = True) -> None:
+    def put(self, item: Any) -> None:
         with self._cond:
-            drop = self.newest_wins and may_drop
-            while len(self._items) >= self.depth and not drop and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                raise _Closed
-            if len(self._items) >= self.depth:
-                self._items.popleft()
-                self.dropped += 1
+            self._wait_for_room_locked()
             self._items.append(item)
             self.high_water = max(self.high_water, len(self._items))
             self._cond.notify_all()
+
+    def wait_for_room(self) -> None:
+        with self._cond:
+            self._wait_for_room_locked()
+
+    def _wait_for_room_locked(self) -> None:
+        while len(self._items) >= self.depth and not self._closed:
+            self._cond.wait()
+        if self._closed:
+            raise _Closed
 
     def get(self, timeout_s: float | None = None) -> Any:
         with self._cond:
@@ -172,8 +175,7 @@ class OverlappedLoop:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
-        live = pipeline.source.is_live
-        self.q_capture = BoundedQueue(CAPTURE_DEPTH, newest_wins=live)
+        self.q_capture = BoundedQueue(CAPTURE_DEPTH)
         self.q_prepared = BoundedQueue(PREPARED_DEPTH)
         self.q_inferred = BoundedQueue(STAGE_DEPTH)
         self.q_tracked = BoundedQueue(STAGE_DEPTH)
@@ -237,7 +239,6 @@ class OverlappedLoop:
                 t.join(JOIN_TIMEOUT_S)
                 if t.is_alive():
                     log.warning("stage thread %s did not finish within %.0f s", t.name, JOIN_TIMEOUT_S)
-            summary.capture_dropped = self.q_capture.dropped
         if self._errors:
             stage, exc = self._errors[0]
             log.info("the run stopped: the %s stage raised %s", stage, type(exc).__name__)
@@ -245,12 +246,17 @@ class OverlappedLoop:
 
     def _capture(self) -> None:
         p = self.p
-        limit = None if p.source.is_live else p.max_frames  # a live source's drops do not count as frames
+        live = p.source.is_live
         it = iter(p.source)
         try:
             n = 0
             t_wait = time.perf_counter_ns()
             while not self._stop_capture.is_set():
+                if live:
+                    # Take a frame only when it can move on at once: until then the source keeps replacing
+                    # its newest frame, so the one taken is as fresh as the pipeline can use.
+                    self.q_capture.wait_for_room()
+                    t_wait = time.perf_counter_ns()
                 frame = next(it, None)
                 if frame is None:
                     break
@@ -259,13 +265,13 @@ class OverlappedLoop:
                 job.stage_ms["capture"] = job.busy_ms["capture"] = (t - t_wait) / 1e6
                 self.q_capture.put(job)
                 n += 1
-                if limit is not None and n >= limit:
+                if p.max_frames is not None and n >= p.max_frames:
                     break
                 t_wait = time.perf_counter_ns()
         finally:
             if isinstance(it, Generator):
                 it.close()  # the source's own cleanup (a render thread, a reader) runs now, on this thread
-        self.q_capture.put(END, may_drop=False)
+        self.q_capture.put(END)
 
     def _prepare(self) -> None:
         p = self.p

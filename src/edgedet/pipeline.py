@@ -48,8 +48,6 @@ class RunSummary:
     detector_runs: int = 0
     track_only_frames: int = 0
     source_stats: SourceStats = field(default_factory=SourceStats)  # the source's counters at the end
-    #: live frames the overlapped runtime dropped at its capture end because the stages were busy (newest wins)
-    capture_dropped: int = 0
     overlap: bool = False  # the run used the overlapped runtime (--overlap on)
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
@@ -65,8 +63,7 @@ class RunSummary:
     # the source's counters, under the names the summary has always used
     @property
     def dropped_frames(self) -> int:
-        """Frames captured but never processed: the source's own drops and the pipeline's capture-end drops."""
-        return self.source_stats.dropped + self.capture_dropped
+        return self.source_stats.dropped
 
     @property
     def reconnects(self) -> int:
@@ -96,7 +93,6 @@ class RunSummary:
             "detector_runs": self.detector_runs,
             "track_only_frames": self.track_only_frames,
             "dropped_frames": self.dropped_frames,
-            "capture_dropped": self.capture_dropped,
             "overlap": self.overlap,
             "reconnects": self.reconnects,
             "stalls": self.stalls,
