@@ -1,6 +1,6 @@
 """Engine-only FPS vs end-to-end FPS with `--overlap off` and `--overlap on`, side by side in one run.
 
-    python benchmarks/bench_overlap.py [--video PATH] [--models 320 640] [--repeat 2] [--threads 1]
+    python benchmarks/bench_overlap.py [--video PATH] [--models 320 640] [--repeat 2] [--threads 1] [--demo]
 
 For each YOLOv5n reference (../shared/data/models/reference_onnx/yolov5n_<size>.onnx) on the people clip
 (../shared/data/video/people_indoor_640x368.mp4), ONNX Runtime on the CPU at `--threads`:
@@ -8,6 +8,10 @@ For each YOLOv5n reference (../shared/data/models/reference_onnx/yolov5n_<size>.
 - end to end: `edgedet run` on the clip (every frame, detector on every frame, SORT, the video sink writing an
   mp4), once with `--overlap off` (one frame at a time) and once with `--overlap on` (stages on threads);
   FPS = frames / wall time; each run's own infer p50 is shown beside it.
+With `--demo` (or `--demo-only`): `edgedet run --source demo` (600 frames at 30 FPS, its defaults: target FPS
+30, CMC, the run folder's video, tracks and detections) with `--overlap off` and `on`, idle and with one core
+busy (`python -c "while True: pass"` beside it): FPS, detector runs out of 600, infer p50, and the backend's
+description (the ONNX Runtime thread budget the run chose).
 Runs are interleaved (engine, off, on, engine, off, on, ...) and the median of `--repeat` rounds is reported,
 with `uptime`'s 1-minute load average at each measurement: numbers are comparable only within one run, and
 only on a quiet machine.
@@ -18,7 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +72,46 @@ def end_to_end(model: Path, video: Path, threads: int, overlap: str, out: Path) 
     return summary.fps, summary.latency["infer"].p50_ms, summary.frames
 
 
+def demo_run(overlap: str, busy: bool, run_dir: Path) -> tuple[float, int, int, float, str]:
+    """(FPS, detector runs, frames, infer p50 ms, backend description) of `edgedet run --source demo`."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        time.sleep(0.5 if busy else 0.0)  # let the busy loop take its core
+        cfg = build_config(RunConfig, None, source="demo", overlap=overlap, run_dir=str(run_dir))
+        pipeline = build_pipeline(cfg)
+        summary = pipeline.run()
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    infer = summary.latency["infer"].p50_ms
+    return summary.fps, summary.detector_runs, summary.frames, infer, pipeline.detector.description
+
+
+def demo_table(repeat: int) -> None:
+    print("demo: edgedet run --source demo (600 frames, target 30 FPS), idle and with one core busy")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for busy in (False, True):
+            for overlap in ("off", "on"):
+                runs = []
+                for r in range(repeat):
+                    load = load1()
+                    fps, det, n, infer, desc = demo_run(overlap, busy, Path(tmp) / f"{overlap}{busy}{r}")
+                    runs.append((fps, det, infer))
+                    print(
+                        f"  {'one core busy' if busy else 'idle':<14}overlap {overlap:<4} {fps:5.1f} FPS, detector "
+                        f"{det}/{n}, infer p50 {infer:.1f} ms, load {load:.1f}; {desc}",
+                        flush=True,
+                    )
+                rows.append((busy, overlap, *(statistics.median(x[i] for x in runs) for i in range(3)), n))
+    print(f"{'machine':<16}{'overlap':<9}{'FPS':>6}{'detector runs':>15}{'infer p50':>11}")
+    for busy, overlap, fps, det, infer, n in rows:
+        print(
+            f"{'one core busy' if busy else 'idle':<16}{overlap:<9}{fps:>6.1f}{f'{det:.0f}/{n}':>15}{infer:>11.1f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", type=Path, default=DATA / "video" / "people_indoor_640x368.mp4")
@@ -72,7 +119,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--engine-frames", type=int, default=60)
+    ap.add_argument("--demo", action="store_true", help="also the demo, idle and with one core busy")
+    ap.add_argument("--demo-only", action="store_true", help="only the demo table")
     args = ap.parse_args()
+    if args.demo_only:
+        demo_table(args.repeat)
+        return
     if not args.video.exists():
         raise SystemExit(f"missing {args.video}: the people clip lives in ../shared/data/video")
     print(f"cores usable: {len(os.sched_getaffinity(0))}, ONNX Runtime CPU, {args.threads} thread(s)")
