@@ -60,6 +60,7 @@ CONFIG_COMMANDS = [
     ("EvalDetConfig", ["eval", "det"]),
     ("EvalMotConfig", ["eval", "mot"]),
     ("TrackCommandConfig", ["track"]),
+    ("ConvertConfig", ["convert"]),
 ]
 # parameters a command has besides its config's options (files it reads or writes, aliases)
 COMMAND_ONLY = {"camera", "config", "json_out", "plot", "models", "dets", "seqinfo", "out"}
@@ -80,8 +81,9 @@ def _click_command(path):
 def test_every_option_has_its_flag_and_yaml_key_and_the_reverse(tmp_path, cls_name, path):
     import edgedet.config as config_module
     from edgedet.config import options_of, read_yaml_config
+    from edgedet.convert.api import ConvertConfig
 
-    cls = getattr(config_module, cls_name)
+    cls = ConvertConfig if cls_name == "ConvertConfig" else getattr(config_module, cls_name)
     declared = options_of(cls)
     cmd = _click_command(path)
     params = {p.name: p for p in cmd.params}

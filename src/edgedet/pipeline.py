@@ -335,7 +335,7 @@ def resolve_model(config: RunConfig) -> Path:
 def build_pipeline(config: RunConfig) -> Pipeline:
     """Open every stage named by `config` (model, source, tracker, sinks) and return the loop, not yet started.
 
-    The demo's defaults are applied first (`config.apply_demo_defaults`; a no-op for other sources or a config
+    The demo's defaults are applied first (`apply_demo_defaults(config)`; a no-op for other sources or a config
     built by `build_config`). Cheap checks run first (options, output paths, model file, registry names), so a
     bad flag fails before a camera opens.
     """

@@ -11,7 +11,6 @@ removed. Either way the result is checked to be a single file before it is retur
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import logging
 import warnings
@@ -21,21 +20,13 @@ from typing import Any
 
 from edgedet._optional import require
 from edgedet.errors import ConfigError, MissingDependencyError, ModelError
-from edgedet.spec import SPEC_KEY, ModelSpec, read_onnx_spec
+from edgedet.spec import SPEC_KEY, ModelSpec, read_onnx_spec, sha256_file
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 19
 OUTPUT_NAME = "output0"
 EXPORTERS = ("torchscript", "dynamo")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tool_versions() -> dict[str, str]:
