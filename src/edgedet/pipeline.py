@@ -29,6 +29,7 @@ from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
 from edgedet.sources.base import SourceStats
+from edgedet.tracking import step
 from edgedet.types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = _inside(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
+                dets = _inside(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -271,7 +272,7 @@ class Pipeline:
         stage_ms.update(times.as_stage_ms())
         if self.tracker is not None:
             t = time.perf_counter_ns()
-            dets = _inside(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
+            dets = _inside(step(self.tracker, frame.timestamp_s, dets, warp), frame.hw)
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
         return dets
 

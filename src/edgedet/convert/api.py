@@ -339,7 +339,13 @@ def _from_onnx(
     listed as graph inputs) unless the copy would overwrite the source."""
     import onnx
 
-    from edgedet.convert.export_onnx import read_spec, save_single_file, set_spec, sha256_file
+    from edgedet.convert.export_onnx import (
+        drop_initializer_inputs,
+        read_spec,
+        save_single_file,
+        set_spec,
+        sha256_file,
+    )
 
     src = Path(config.source)
     spec = read_spec(src)
@@ -365,12 +371,7 @@ def _from_onnx(
         )
         return spec, src
     model = onnx.load(str(src))
-    init_names = {i.name for i in model.graph.initializer}
-    if any(i.name in init_names for i in model.graph.input):
-        # weights listed as inputs block constant folding in ONNX Runtime (~25% slower); they are constants here
-        keep = [i for i in model.graph.input if i.name not in init_names]
-        del model.graph.input[:]
-        model.graph.input.extend(keep)
+    if drop_initializer_inputs(model):
         run.note("removed initializers from graph inputs (they blocked constant folding)")
     set_spec(model, spec)
     save_single_file(model, fp32_out)

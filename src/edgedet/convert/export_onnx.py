@@ -29,6 +29,18 @@ OUTPUT_NAME = "output0"
 EXPORTERS = ("torchscript", "dynamo")
 
 
+def drop_initializer_inputs(model: Any) -> bool:
+    """Remove initializers from `model.graph.input` (older exporters list weights as inputs, which blocks
+    constant folding in ONNX Runtime: ~25% slower). Returns True when something was removed; edits in place."""
+    init_names = {i.name for i in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in init_names]
+    if len(keep) == len(model.graph.input):
+        return False
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    return True
+
+
 def tool_versions() -> dict[str, str]:
     """Versions of the tools that shaped an artifact (those importable here)."""
     import onnx
