@@ -18,7 +18,7 @@ from edgedet import datasets
 from edgedet.config import option, parse_imgsz
 from edgedet.datasets import IMAGE_SUFFIXES
 from edgedet.errors import ConfigError, DataError, MissingDependencyError, ModelError
-from edgedet.spec import OUTPUT_FORMATS, ModelSpec, read_names_file
+from edgedet.spec import OUTPUT_FORMATS, ModelSpec, read_names_file, read_onnx_spec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
     messages (ModelError when a parity check fails, the gate's error when INT8 loses too much accuracy)."""
     from edgedet.convert import verify
     from edgedet.convert.adapters import detect_source_kind
-    from edgedet.convert.export_onnx import export_onnx, read_spec, sha256_file
+    from edgedet.convert.export_onnx import export_onnx
 
     t_start = time.perf_counter()
     validate(config)
@@ -312,7 +312,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
         if engine_art is not None:
             artifacts.append(engine_art)
 
-    final_spec = read_spec(fp32_path)
+    final_spec = read_onnx_spec(fp32_path)
     return ConvertResult(final_spec, tuple(artifacts), tuple(run.notes), time.perf_counter() - t_start)
 
 
@@ -341,14 +341,12 @@ def _from_onnx(
 
     from edgedet.convert.export_onnx import (
         drop_initializer_inputs,
-        read_spec,
         save_single_file,
         set_spec,
-        sha256_file,
     )
 
     src = Path(config.source)
-    spec = read_spec(src)
+    spec = read_onnx_spec(src)
     if config.imgsz is not None and _imgsz(config.imgsz) != spec.input_hw:
         raise ConfigError(
             f"--imgsz {config.imgsz} differs from {src.name}'s input {spec.input_hw}; re-export from the checkpoint "
