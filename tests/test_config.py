@@ -152,3 +152,14 @@ def test_the_demo_defaults_are_applied_when_the_config_is_built(tmp_path):
 def test_validate_more(changes, match):
     with pytest.raises(ConfigError, match=match):
         RunConfig(**changes).validate()
+
+
+def test_tracker_and_sinks_from_yaml(tmp_path):
+    y = tmp_path / "run.yaml"
+    y.write_text(f"source: cam.mp4\ntracker: bytetrack\nsink: [video:{tmp_path / 'v.mp4'}, 'mot:t.txt']\n")
+    cfg = build_config(RunConfig, y).validate()
+    assert cfg.tracker == "bytetrack" and cfg.sink == (f"video:{tmp_path / 'v.mp4'}", "mot:t.txt")
+    assert cfg.sink_config().sinks == cfg.sink
+    y.write_text("sink: video.mp4\n")  # a string where a list is expected: one clear line
+    with pytest.raises(ConfigError, match=r"option sink must be tuple\[str, \.\.\.\], got str"):
+        build_config(RunConfig, y)

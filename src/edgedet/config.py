@@ -621,7 +621,9 @@ def _fits(value: Any, kind: str) -> bool:
     if kind in _SCALARS:
         # bool is an int in Python, but `conf: true` in a YAML file is a mistake, not 1.0
         return isinstance(value, _SCALARS[kind]) and (kind == "bool" or not isinstance(value, bool))
-    if kind.startswith("tuple[") and isinstance(value, tuple):
+    if kind.startswith("tuple["):
+        if not isinstance(value, tuple):
+            return False
         inner = [k.strip() for k in kind[len("tuple[") : -1].split(",")]
         if inner[-1] == "...":
             return all(_fits(v, inner[0]) for v in value)
