@@ -83,3 +83,46 @@ def associate(
 ) -> Assignment:
     """IoU association of detections (D, 4 xyxy) with track boxes (T, 4 xyxy); class-aware when classes given."""
     return assign(iou_cost(det_xyxy, trk_xyxy, det_class, trk_class), iou_threshold, gate_first)
+
+
+# --- the tracker's per-frame path ---------------------------------------------------------------------------
+# The functions above take any array-like and check it; the tracker calls the ones below every frame on
+# arrays it made itself (float64, (N, 4), contiguous), where those checks and copies were most of the cost.
+
+
+def box_areas(xyxy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(N,) areas of (N, 4) float64 boxes, as `edgedet.boxes.area` computes them (negative sides count 0)."""
+    d = xyxy[:, 2:] - xyxy[:, :2]
+    np.maximum(d, 0.0, out=d)
+    return d[:, 0] * d[:, 1]
+
+
+def iou_raw(
+    det_xyxy: npt.NDArray[np.float64],
+    trk_xyxy: npt.NDArray[np.float64],
+    det_area: npt.NDArray[np.float64],
+    trk_area: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """(D, T) IoU with the same arithmetic as `edgedet.boxes.iou_matrix`, except that pairs of two empty
+    boxes give NaN instead of 0 (call it under np.errstate; every gate below treats NaN as failing)."""
+    lo = np.maximum(det_xyxy[:, None, :2], trk_xyxy[None, :, :2])
+    wh = np.minimum(det_xyxy[:, None, 2:], trk_xyxy[None, :, 2:])
+    wh -= lo
+    np.maximum(wh, 0.0, out=wh)
+    inter = wh[:, :, 0] * wh[:, :, 1]
+    union = det_area[:, None] + trk_area[None, :]
+    union -= inter
+    inter /= union
+    return inter
+
+
+def match_gated(iou: npt.NDArray[np.float64], iou_threshold: float) -> tuple[Int, Int]:
+    """(rows, cols) of `assign(iou, iou_threshold, gate_first=True).matches` for iou_threshold > 0: the
+    optimal matching over pairs with IoU >= iou_threshold (NaN never passes)."""
+    if iou.shape[0] == 0 or iou.shape[1] == 0:
+        empty = np.zeros(0, np.intp)
+        return empty, empty
+    gated = np.where(iou >= iou_threshold, iou, 0.0)
+    rows, cols = linear_sum_assignment(gated, maximize=True)
+    ok = gated[rows, cols] > 0.0  # the solver also pairs leftover rows with zero (failing) columns
+    return rows[ok], cols[ok]
