@@ -356,6 +356,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
             device=config.device,
             threads=config.threads,
             trt_memory=config.trt_memory,
+            stages_beside=1,  # the sequential loop: the source's capture thread runs beside inference
             output_format=config.format,
             class_names=names,
         ),

@@ -25,6 +25,8 @@ class BackendConfig:
     output_format / class_names: override what the model's metadata says (for plain ONNX files).
     trt_memory: TensorRT only: "device" (device buffers and async copies) or "mapped" (zero-copy pinned host
         memory; worth it on Jetson, where CPU and GPU share DRAM).
+    stages_beside: pipeline stage threads busy while the model runs (the runtime sets it; None = none, as in
+        bench and eval): ONNX Runtime's thread budget leaves them their cores.
     """
 
     backend: str = "onnxruntime"
@@ -33,6 +35,7 @@ class BackendConfig:
     output_format: str | None = None
     class_names: tuple[str, ...] | None = None
     trt_memory: str = "device"  # TensorRT: "device" buffers + copies, or "mapped" pinned memory (Jetson)
+    stages_beside: int | None = None
 
 
 B = TypeVar("B", bound="Backend")
