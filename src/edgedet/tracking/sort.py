@@ -278,9 +278,8 @@ class SortTracker:
         d = high[rows]
 
         if cfg.second_association and len(t) < n_trk:
-            free = np.ones(n_trk, bool)
+            free = self._count[:, 1] == 0  # ByteTrack only rescues tracks that were being tracked
             free[t] = False
-            free &= self._count[:, 1] == 0  # ByteTrack only rescues tracks that were being tracked
             pool = np.flatnonzero(free)
             low = np.flatnonzero((conf >= cfg.low_score_threshold) & (conf < cfg.score_threshold))
             if low.size and pool.size:
@@ -302,10 +301,10 @@ class SortTracker:
             self._kf.update_rows(t, z_of(det_all[d]))
         if n_trk:
             count = self._count
+            matched = np.zeros(n_trk, bool)
+            matched[t] = True
             count += 1  # hit streak and misses, then reset where (un)matched
-            unmatched = np.ones(n_trk, bool)
-            unmatched[t] = False
-            count[unmatched, 0] = 0
+            count[:, 0] *= matched
             count[t, 1] = 0
             self._cls[t] = dets.class_id[d]
             self._conf[t] = conf[d]
@@ -315,9 +314,9 @@ class SortTracker:
 
         # New tracks from unmatched confident detections (SORT: a new track has zero hits so far).
         if len(rows) < len(high):
-            free_det = np.ones(len(high), bool)
-            free_det[rows] = False
-            starts = high[free_det]
+            taken = np.zeros(len(high), bool)
+            taken[rows] = True
+            starts = high[~taken]
             if cfg.new_track_score is not None and cfg.new_track_score > cfg.score_threshold:
                 starts = starts[conf[starts] >= cfg.new_track_score]
             n = starts.size
