@@ -286,7 +286,16 @@ def run_reference(frames: list[np.ndarray]) -> tuple[float, float, int]:
 
 
 def main_mot(data: Path, repeats: int) -> int:
-    import supervision as sv
+    try:
+        import supervision as sv
+        import trackers  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"the MOT comparison needs the trackers package ({exc.name} is missing): pip install --no-deps "
+            "trackers==2.6.1 supervision && pip install rich requests tqdm defusedxml 'pydeprecate<0.14' "
+            "(--no-deps: trackers asks for opencv-python, which would shadow opencv-python-headless)"
+        )
+        return 1
 
     seqs = mot_sequences(data)
     if not seqs:
