@@ -223,7 +223,7 @@ class BoxKalmanFilter:
         # SORT's guard: an area that would go non-positive stops shrinking (else sqrt(s*r) becomes NaN). The
         # predicted area is s + dt*vs, so one look at it finds the rare track that needs it; those steps are
         # redone from the old state with SORT's exact test.
-        if (new[:, 2] <= _GUARD).any():
+        if not float(new[:, 2].min()) > _GUARD:  # (not > also catches NaN)
             shrink = st[:, 6] * dt + st[:, 2] <= 0
             st[shrink, 6] = 0.0
             new = st @ g

@@ -201,10 +201,21 @@ class SortTracker:
         if timestamp_s - float(last.min()) > limit:
             self._keep(timestamp_s - last <= limit)
 
-    def _report(self, timestamp_s: float) -> Detections:
+    def _report(self, timestamp_s: float, after_update: bool = False) -> Detections:
         cfg = self.config
-        current = self._count[:, 1] == 0
         warmup = self._updates <= cfg.min_hits  # SORT reports every track matched during the first frames
+        if after_update and cfg.report_lost_s > 0 and not warmup:
+            # Right after an update every current track was matched (or started) now, so "current or lost
+            # for at most report_lost_s" is the time test alone.
+            show = (timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S) & self._confirmed
+            idx = show.nonzero()[0]
+            return _detections(
+                boxes_of(self._kf.state[idx]).astype(np.float32),
+                self._conf[idx],
+                self._cls[idx],
+                self._ids[idx],
+            )
+        current = self._count[:, 1] == 0
         if cfg.report_lost_s > 0:
             # confirmed tracks matched now or lost for at most report_lost_s (+ anything current in warm-up)
             shown = current | (timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S)
@@ -333,7 +344,7 @@ class SortTracker:
                 self._confirmed = np.concatenate([self._confirmed, np.full(n, cfg.min_hits == 0)])
 
         self._expire(timestamp_s)
-        return self._report(timestamp_s)
+        return self._report(timestamp_s, after_update=True)
 
     def predict(self, timestamp_s: float, warp: npt.ArrayLike | None = None) -> Detections:
         """A frame without detections: one predict step with the real time since the last step.
