@@ -74,9 +74,9 @@ def test_class_aware_cost_zeroes_other_classes() -> None:
 
 @pytest.mark.parametrize("seed", range(30))
 def test_tracker_path_equals_assign(seed: int) -> None:
-    """box_areas + iou_raw + match_gated (the tracker's per-frame path) give assign()'s matches exactly."""
+    """neg_areas + iou_neg + match_gated (the tracker's per-frame path) give assign()'s matches exactly."""
     from edgedet.boxes import iou_matrix
-    from edgedet.tracking.assignment import box_areas, iou_raw, match_gated
+    from edgedet.tracking.assignment import NEGATE, iou_neg, match_gated, neg_areas
 
     rng = np.random.default_rng(seed)
     n, m = rng.integers(0, 12, 2)
@@ -89,7 +89,8 @@ def test_tracker_path_equals_assign(seed: int) -> None:
     if n:
         det[0, 2:] = det[0, :2]  # an empty box
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw = iou_raw(det, trk, box_areas(det), box_areas(trk))
+        dn, tn = det * NEGATE, trk * NEGATE
+        raw = iou_neg(dn, tn, neg_areas(dn), neg_areas(tn))
     ref = iou_matrix(det, trk)
     ok = np.isfinite(raw)
     np.testing.assert_array_equal(raw[ok], ref[ok])

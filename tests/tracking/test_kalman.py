@@ -175,7 +175,7 @@ def test_warp_similarity_equals_the_full_matrix_transform() -> None:
 
 
 def test_fast_conversions_equal_the_checked_ones_bit_for_bit() -> None:
-    from edgedet.tracking.kalman import boxes_of, z_of
+    from edgedet.tracking.kalman import boxes_of, neg_boxes_of, z_of
 
     rng = np.random.default_rng(5)
     b = random_boxes(rng, 30)
@@ -184,4 +184,6 @@ def test_fast_conversions_equal_the_checked_ones_bit_for_bit() -> None:
     z[3, 3] = -1.0  # s * r < 0: NaN box, as SORT's convert_x_to_bbox gives
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(boxes_of(z), x_to_xyxy(z))
+        neg = neg_boxes_of(z)
+        np.testing.assert_array_equal(np.c_[neg[:, :2], -neg[:, 2:]], x_to_xyxy(z))
     assert np.isnan(x_to_xyxy(z)[3, 0])

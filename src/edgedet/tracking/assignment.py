@@ -90,26 +90,31 @@ def associate(
 # arrays it made itself (float64, (N, 4), contiguous), where those checks and copies were most of the cost.
 
 
-def box_areas(xyxy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """(N,) areas of (N, 4) float64 boxes, as `edgedet.boxes.area` computes them (negative sides count 0)."""
-    d = xyxy[:, 2:] - xyxy[:, :2]
-    np.maximum(d, 0.0, out=d)
+# Boxes on this path are held "negated": x1, y1, -x2, -y2. Then one np.maximum over all four columns gives the
+# intersection's max(x1), max(y1) and -min(x2), -min(y2) at once; negation is exact, so every IoU and area is
+# bit-for-bit what `edgedet.boxes.iou_matrix` / `area` compute from the plain boxes.
+NEGATE = np.array([1.0, 1.0, -1.0, -1.0])
+
+
+def neg_areas(neg_xyxy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(N,) areas of (N, 4) negated boxes, as `edgedet.boxes.area` of the plain ones (negative sides count 0)."""
+    d = neg_xyxy[:, 2:] + neg_xyxy[:, :2]  # -(x2 - x1), -(y2 - y1)
+    np.minimum(d, 0.0, out=d)
     return d[:, 0] * d[:, 1]
 
 
-def iou_raw(
-    det_xyxy: npt.NDArray[np.float64],
-    trk_xyxy: npt.NDArray[np.float64],
+def iou_neg(
+    det_neg: npt.NDArray[np.float64],
+    trk_neg: npt.NDArray[np.float64],
     det_area: npt.NDArray[np.float64],
     trk_area: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]:
-    """(D, T) IoU with the same arithmetic as `edgedet.boxes.iou_matrix`, except that pairs of two empty
-    boxes give NaN instead of 0 (call it under np.errstate; every gate below treats NaN as failing)."""
-    lo = np.maximum(det_xyxy[:, None, :2], trk_xyxy[None, :, :2])
-    wh = np.minimum(det_xyxy[:, None, 2:], trk_xyxy[None, :, 2:])
-    wh -= lo
-    np.maximum(wh, 0.0, out=wh)
-    inter = wh[:, :, 0] * wh[:, :, 1]
+    """(D, T) IoU of negated boxes with the arithmetic of `edgedet.boxes.iou_matrix`, except that pairs of two
+    empty boxes give NaN instead of 0 (call it under np.errstate; the gates below treat NaN as failing)."""
+    m = np.maximum(det_neg[:, None, :], trk_neg[None, :, :])
+    side = m[:, :, 2:] + m[:, :, :2]  # -(min x2 - max x1), -(min y2 - max y1)
+    np.minimum(side, 0.0, out=side)
+    inter = side[:, :, 0] * side[:, :, 1]
     union = det_area[:, None] + trk_area[None, :]
     union -= inter
     inter /= union

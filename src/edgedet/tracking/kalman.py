@@ -116,6 +116,22 @@ def boxes_of(z: F64) -> F64:
     return out
 
 
+def neg_boxes_of(z: F64) -> F64:
+    """(N, >=4) states -> (N, 4) x1, y1, -x2, -y2 (the tracker's association form), bit-for-bit the negation
+    of `boxes_of`'s second pair (call under np.errstate, as boxes_of)."""
+    out = np.empty((z.shape[0], 4))
+    half = out[:, 2:]
+    w = half[:, 0]
+    np.multiply(z[:, 2], z[:, 3], out=w)
+    np.sqrt(w, out=w)
+    np.divide(z[:, 2], w, out=half[:, 1])
+    half *= -0.5  # -w/2, -h/2 (exact)
+    c = z[:, :2]
+    np.add(c, half, out=out[:, :2])  # x1 = c - w/2
+    half -= c  # -x2 = -w/2 - c
+    return out
+
+
 def z_of(xyxy: F64) -> F64:
     """(N, 4) float64 x1 y1 x2 y2 -> (N, 4) [cx, cy, s, r], as `xyxy_to_z` (same arithmetic) without its
     input checks; r is inf/NaN for a zero height (call under np.errstate)."""

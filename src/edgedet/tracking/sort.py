@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet.errors import ConfigError
-from edgedet.tracking.assignment import associate, box_areas, iou_raw, match_gated
-from edgedet.tracking.kalman import BoxKalmanFilter, boxes_of, z_of
+from edgedet.tracking.assignment import NEGATE, associate, iou_neg, match_gated, neg_areas
+from edgedet.tracking.kalman import BoxKalmanFilter, boxes_of, neg_boxes_of, z_of
 from edgedet.types import Detections
 
 # Float noise in timestamps must not decide whether a track one frame old survives a one-frame max_age.
@@ -167,7 +167,8 @@ class SortTracker:
     def _step(self, timestamp_s: float, warp: npt.ArrayLike | None) -> npt.NDArray[np.float64]:
         """Warp, then one predict with the real time since the previous step; drop tracks gone invalid.
 
-        Returns the predicted boxes (T, 4) of the tracks kept. Runs under the caller's np.errstate.
+        Returns the predicted boxes (T, 4) of the tracks kept, negated (x1, y1, -x2, -y2: see
+        assignment.NEGATE). Runs under the caller's np.errstate.
         """
         if not math.isfinite(timestamp_s):
             raise ValueError(f"timestamp_s must be finite, got {timestamp_s}: pass the frame's capture time")
@@ -184,7 +185,7 @@ class SortTracker:
         if not len(kf):
             return np.zeros((0, 4))
         kf.predict(dt)
-        boxes = boxes_of(kf.state)
+        boxes = neg_boxes_of(kf.state)
         # SORT drops tracks whose predicted box is NaN (area times aspect went negative). One sum tells
         # whether any coordinate is not finite; the per-row test runs only then.
         if not math.isfinite(float(boxes.sum())):
@@ -246,19 +247,22 @@ class SortTracker:
 
     def _associate(
         self,
-        det_xyxy: npt.NDArray[np.float64],
+        det_neg: npt.NDArray[np.float64],
         det_area: npt.NDArray[np.float64],
-        trk_xyxy: npt.NDArray[np.float64],
+        trk_neg: npt.NDArray[np.float64],
         trk_area: npt.NDArray[np.float64],
         iou_threshold: float,
         det_cls: npt.NDArray[np.int32] | None,
         trk_cls: npt.NDArray[np.int32] | None,
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """(det rows, track rows) matched; the gated path is `assignment.assign` without its checks."""
+        """(det rows, track rows) matched for negated boxes; the gated path is `assignment.assign` without
+        its checks, the others (SORT's solve-then-filter, a threshold of 0) go through it."""
         if not self.config.gate_first or iou_threshold <= 0:
-            got = associate(det_xyxy, trk_xyxy, iou_threshold, det_cls, trk_cls, self.config.gate_first)
+            got = associate(
+                det_neg * NEGATE, trk_neg * NEGATE, iou_threshold, det_cls, trk_cls, self.config.gate_first
+            )
             return got.matches[:, 0], got.matches[:, 1]
-        iou = iou_raw(det_xyxy, trk_xyxy, det_area, trk_area)
+        iou = iou_neg(det_neg, trk_neg, det_area, trk_area)
         if det_cls is not None and trk_cls is not None:
             iou[det_cls[:, None] != trk_cls[None, :]] = 0.0
         return match_gated(iou, iou_threshold)
@@ -271,15 +275,16 @@ class SortTracker:
 
         conf = dets.confidence
         det_all = dets.xyxy.astype(np.float64)
+        det_neg = det_all * NEGATE
         high = (conf >= cfg.score_threshold).nonzero()[0]
         cls_d = dets.class_id if cfg.class_aware else None
         cls_t = self._cls if cfg.class_aware else None
-        trk_area = box_areas(trk_boxes)
-        det_high = det_all[high]
+        trk_area = neg_areas(trk_boxes)
+        det_high = det_neg[high]
 
         rows, t = self._associate(
             det_high,
-            box_areas(det_high),
+            neg_areas(det_high),
             trk_boxes,
             trk_area,
             cfg.iou_threshold,
@@ -294,10 +299,10 @@ class SortTracker:
             pool = np.flatnonzero(free)
             low = np.flatnonzero((conf >= cfg.low_score_threshold) & (conf < cfg.score_threshold))
             if low.size and pool.size:
-                det_low = det_all[low]
+                det_low = det_neg[low]
                 r2, c2 = self._associate(
                     det_low,
-                    box_areas(det_low),
+                    neg_areas(det_low),
                     trk_boxes[pool],
                     trk_area[pool],
                     cfg.second_iou_threshold,
