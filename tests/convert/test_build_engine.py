@@ -16,7 +16,7 @@ from tests.conftest import shared_path
 from tests.helpers.trt_standin import API_VERSIONS, make_tensorrt, used_names
 
 from edgedet._optional import available
-from edgedet.convert.build_engine import (
+from edgedet.backends.engine_build import (
     EngineKey,
     GpuInfo,
     build_engine,

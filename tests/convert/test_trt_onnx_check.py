@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgedet.convert.trt_onnx_check import check_onnx_for_tensorrt, require_tensorrt_compatible
+from edgedet.backends.trt_onnx_check import check_onnx_for_tensorrt, require_tensorrt_compatible
 from edgedet.errors import ModelError
 
 

@@ -2,7 +2,7 @@
 
 Read from the operator table of onnx/onnx-tensorrt (release/10.1-GA docs/operators.md), the parser of TensorRT
 10.x (JetPack 6.1/6.2 ship TensorRT 10.3). Operators marked restricted carry conditions written
-in that table. Data only; `edgedet.convert.trt_onnx_check` uses it.
+in that table. Data only; `edgedet.backends.trt_onnx_check` uses it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedet._optional import require
-from edgedet.convert._trt10_onnx_ops import OPSET_RANGE, SUPPORTED, UNSUPPORTED
+from edgedet.backends._trt10_onnx_ops import OPSET_RANGE, SUPPORTED, UNSUPPORTED
 from edgedet.errors import ModelError
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
