@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,11 +161,11 @@ def parse_imgsz(text: str | None) -> tuple[int, int] | None:
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's limit)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's limit): the count the
+    ONNX Runtime core budget uses."""
+    from edgedet.backends.onnxruntime import available_cores
+
+    return available_cores()
 
 
 # --- option groups shared by several commands (declared once, used by each) ------------------------------------
@@ -398,7 +397,7 @@ class RunConfig(_Options):
     def backend_config(self, class_names: tuple[str, ...] | None = None) -> Any:
         from edgedet.backends import BackendConfig
 
-        return BackendConfig(**self.stage_values("backend"), class_names=class_names)
+        return _with_options(BackendConfig, self.stage_values("backend"), class_names=class_names)
 
     @property
     def postprocess_config(self) -> Any:
@@ -415,7 +414,18 @@ class RunConfig(_Options):
     def sink_config(self, class_names: tuple[str, ...] = ()) -> Any:
         from edgedet.sinks import SinkConfig
 
-        return SinkConfig(**self.stage_values("sink"), class_names=class_names, tracking=self.track)
+        return _with_options(
+            SinkConfig, self.stage_values("sink"), class_names=class_names, tracking=self.track
+        )
+
+
+def _with_options(cls: Any, values: dict[str, Any], **fixed: Any) -> Any:
+    """`cls(**values, **fixed)`, with the values `cls` has no field for collected in its `options` mapping (the
+    options a plugin declared for this stage)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in values.items() if k in fields}
+    extra = {k: v for k, v in values.items() if k not in fields}
+    return cls(**known, **fixed, options=extra)
 
 
 def check_stage_combination(*, tracking: bool, skipping: bool, motion_compensation: bool) -> None:
@@ -634,7 +644,9 @@ def _fits(value: Any, kind: str) -> bool:
     if kind in _SCALARS:
         # bool is an int in Python, but `conf: true` in a YAML file is a mistake, not 1.0
         return isinstance(value, _SCALARS[kind]) and (kind == "bool" or not isinstance(value, bool))
-    if kind.startswith("tuple[") and isinstance(value, tuple):
+    if kind.startswith("tuple["):
+        if not isinstance(value, tuple):
+            return False
         inner = [k.strip() for k in kind[len("tuple[") : -1].split(",")]
         if inner[-1] == "...":
             return all(_fits(v, inner[0]) for v in value)

@@ -41,6 +41,7 @@ import numpy.typing as npt
 from edgedet.backends import Backend as BackendBase
 from edgedet.boxes import Letterbox, clip_xyxy
 from edgedet.preprocess import Preprocessor
+from edgedet.tracking import step
 from edgedet.types import Detections, Frame, FrameResult
 
 if TYPE_CHECKING:
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 CAPTURE_DEPTH = 1
 PREPARED_DEPTH = 1
 STAGE_DEPTH = 2
+#: stage threads that may run while the model infers: capture, prepare, track and sinks (ONNX Runtime's core
+#: budget leaves them cores; the sequential loop has one, the source's capture or render thread)
+STAGES_BESIDE_INFERENCE = 4
 #: how long the sink loop waits for a frame before it looks at stop requests again (signals are handled then)
 _POLL_S = 0.1
 #: how long `run` waits for each stage thread to finish after the run ends
@@ -353,11 +357,11 @@ class OverlappedLoop:
                 job.stage_ms["postprocess"] = _ms_since(t0)
                 if p.tracker is not None:
                     t = time.perf_counter_ns()
-                    dets = inside_frame(p.tracker.update(dets, ts, warp=job.warp), job.frame.hw)
+                    dets = inside_frame(step(p.tracker, ts, dets, job.warp), job.frame.hw)
                     job.stage_ms["track"] = _ms_since(t)
             else:
                 assert p.tracker is not None  # guaranteed by Pipeline.__init__
-                dets = inside_frame(p.tracker.predict(ts, warp=job.warp), job.frame.hw)
+                dets = inside_frame(step(p.tracker, ts, warp=job.warp), job.frame.hw)
                 job.stage_ms["track"] = _ms_since(t0)
             job.dets = dets
             job.busy_ms["track"] = _ms_since(t0)

@@ -24,12 +24,13 @@ import numpy as np
 
 from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combination
 from edgedet.detector import Detector
-from edgedet.overlap import OverlappedLoop, inside_frame
+from edgedet.overlap import STAGES_BESIDE_INFERENCE, OverlappedLoop, inside_frame
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
 from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
+from edgedet.tracking import step
 from edgedet.types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = inside_frame(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
+                dets = inside_frame(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -293,7 +294,7 @@ class Pipeline:
         stage_ms.update(times.as_stage_ms())
         if self.tracker is not None:
             t = time.perf_counter_ns()
-            dets = inside_frame(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
+            dets = inside_frame(step(self.tracker, frame.timestamp_s, dets, warp), frame.hw)
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
         return dets
 
@@ -353,7 +354,7 @@ def resolve_model(config: RunConfig) -> Path:
 def build_pipeline(config: RunConfig) -> Pipeline:
     """Open every stage named by `config` (model, source, tracker, sinks) and return the loop, not yet started.
 
-    The demo's defaults are applied first (`config.apply_demo_defaults`; a no-op for other sources or a config
+    The demo's defaults are applied first (`apply_demo_defaults(config)`; a no-op for other sources or a config
     built by `build_config`). Cheap checks run first (options, output paths, model file, registry names), so a
     bad flag fails before a camera opens.
     """
@@ -368,8 +369,13 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     scheduler = config.scheduler
     tracker_factory = TRACKERS.get(config.tracker) if config.track else None  # an unknown name fails here
     names = read_names_file(config.names) if config.names else None
+    # Stage threads busy while the model infers, for ONNX Runtime's thread budget: the overlapped loop's
+    # capture, prepare, track and sink threads; the sequential loop's one (the source's capture/render thread).
+    overlap = config.overlap_on
+    beside = STAGES_BESIDE_INFERENCE if overlap else 1
+    backend_config = dataclasses.replace(config.backend_config(names), stages_beside=beside)
     detector = open_detector(
-        resolve_model(config), config.backend_config(names), config.postprocess_config, classes=config.classes
+        resolve_model(config), backend_config, config.postprocess_config, classes=config.classes
     )
     sink_config = config.sink_config(detector.spec.class_names)
     check_sink_config(sink_config, source_fps=None)  # output paths and --show, before a camera is opened
@@ -393,5 +399,5 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         cmc=make_cmc(config.cmc, live=source.is_live) if config.track else None,
         paced=bool(config.realtime),
         outputs=output_files(sink_config),
-        overlap=config.overlap_on,
+        overlap=overlap,
     )
