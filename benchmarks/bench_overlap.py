@@ -5,9 +5,11 @@
 For each YOLOv5n reference (../shared/data/models/reference_onnx/yolov5n_<size>.onnx) on the people clip
 (../shared/data/video/people_indoor_640x368.mp4), ONNX Runtime on the CPU at `--threads`:
 - engine-only: the detector's `infer` alone on the clip's frames, FPS = 1000 / infer p50;
-- end to end: `edgedet run` on the clip (every frame, detector on every frame, SORT, the video sink writing an
-  mp4), once with `--overlap off` (one frame at a time) and once with `--overlap on` (stages on threads);
-  FPS = frames / wall time; each run's own infer p50 is shown beside it.
+- end to end: `edgedet run` on `--passes` loops of the clip (every frame, detector on every frame, SORT, the
+  video sink writing an mp4), once with `--overlap off` (one frame at a time) and once with `--overlap on`
+  (stages on threads); FPS = frames / wall time, and the steady rate after the first `--skip` frames (model
+  start-up and the pipeline filling left out, as the engine-only number leaves out its warm-up); each run's own
+  infer p50 is shown beside it.
 With `--demo` (or `--demo-only`): `edgedet run --source demo` (600 frames at 30 FPS, its defaults: target FPS
 30, CMC, the run folder's video, tracks and detections) with `--overlap off` and `on`, idle and with one core
 busy (`python -c "while True: pass"` beside it): FPS, detector runs out of 600, infer p50, and the backend's
@@ -55,8 +57,29 @@ def engine_only_p50(model: Path, video: Path, threads: int, frames: int) -> floa
     return float(np.median(times))
 
 
-def end_to_end(model: Path, video: Path, threads: int, overlap: str, out: Path) -> tuple[float, float, int]:
-    """(FPS, infer p50 ms, frames) of one `edgedet run` over the clip with the video sink writing."""
+class _OutputTimes:
+    """A sink that only notes when each frame came out (for the steady-state rate)."""
+
+    flag = "bench"
+    lost_frames = 0
+    stop_requested = False
+
+    def __init__(self) -> None:
+        self.t_ns: list[int] = []
+
+    def write(self, result: object) -> None:
+        self.t_ns.append(time.perf_counter_ns())
+
+    def close(self) -> None:
+        pass
+
+
+def end_to_end(
+    model: Path, video: Path, threads: int, overlap: str, out: Path, passes: int, skip: int
+) -> tuple[float, float, float, int]:
+    """(FPS over the run, steady FPS after the first `skip` frames, infer p50 ms, frames) of one `edgedet run`
+    over `passes` loops of the clip with the video sink writing."""
+    frames = passes * sum(1 for _ in open_source(str(video)))
     cfg = build_config(
         RunConfig,
         None,
@@ -66,10 +89,17 @@ def end_to_end(model: Path, video: Path, threads: int, overlap: str, out: Path) 
         overlap=overlap,
         classes=(0,),
         save_video=str(out),
+        loop=passes > 1,
+        max_frames=frames,
     )
-    summary = build_pipeline(cfg).run()
-    assert out.stat().st_size > 0
-    return summary.fps, summary.latency["infer"].p50_ms, summary.frames
+    pipeline = build_pipeline(cfg)
+    times = _OutputTimes()
+    pipeline.sinks.append(times)  # type: ignore[arg-type]
+    summary = pipeline.run()
+    assert out.stat().st_size > 0 and summary.frames == frames
+    t = times.t_ns
+    steady = (len(t) - 1 - skip) / ((t[-1] - t[skip]) / 1e9)
+    return summary.fps, steady, summary.latency["infer"].p50_ms, summary.frames
 
 
 def demo_run(overlap: str, busy: bool, run_dir: Path) -> tuple[float, int, int, float, str]:
@@ -119,6 +149,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--engine-frames", type=int, default=60)
+    ap.add_argument("--passes", type=int, default=3, help="loops of the clip per end-to-end run")
+    ap.add_argument("--skip", type=int, default=10, help="frames left out of the steady rate (start-up)")
     ap.add_argument("--demo", action="store_true", help="also the demo, idle and with one core busy")
     ap.add_argument("--demo-only", action="store_true", help="only the demo table")
     args = ap.parse_args()
@@ -127,49 +159,59 @@ def main() -> None:
         return
     if not args.video.exists():
         raise SystemExit(f"missing {args.video}: the people clip lives in ../shared/data/video")
-    print(f"cores usable: {len(os.sched_getaffinity(0))}, ONNX Runtime CPU, {args.threads} thread(s)")
+    print(
+        f"cores usable: {len(os.sched_getaffinity(0))}, ONNX Runtime CPU, {args.threads} thread(s)",
+        flush=True,
+    )
+    med = statistics.median
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.models:
             model = DATA / "models" / "reference_onnx" / f"yolov5n_{size}.onnx"
             if not model.exists():
                 raise SystemExit(f"missing {model}")
-            eng, off, on, loads = [], [], [], []
+            eng: list[float] = []
+            off: list[tuple[float, float, float, int]] = []
+            on: list[tuple[float, float, float, int]] = []
+            loads: list[float] = []
             for r in range(args.repeat):
                 loads.append(load1())
                 eng.append(1000.0 / engine_only_p50(model, args.video, args.threads, args.engine_frames))
-                loads.append(load1())
-                off.append(
-                    end_to_end(model, args.video, args.threads, "off", Path(tmp) / f"off{size}_{r}.mp4")
-                )
-                loads.append(load1())
-                on.append(end_to_end(model, args.video, args.threads, "on", Path(tmp) / f"on{size}_{r}.mp4"))
+                for mode, into in (("off", off), ("on", on)):
+                    loads.append(load1())
+                    out = Path(tmp) / f"{mode}{size}_{r}.mp4"
+                    into.append(
+                        end_to_end(model, args.video, args.threads, mode, out, args.passes, args.skip)
+                    )
                 print(
-                    f"  yolov5n {size} round {r + 1}: engine {eng[-1]:.1f} FPS, off {off[-1][0]:.1f} FPS "
-                    f"(infer p50 {off[-1][1]:.1f} ms), on {on[-1][0]:.1f} FPS (infer p50 {on[-1][1]:.1f} ms), "
-                    f"load {loads[-3]:.1f}/{loads[-2]:.1f}/{loads[-1]:.1f}",
+                    f"  yolov5n {size} round {r + 1}: engine {eng[-1]:.1f} FPS; off {off[-1][0]:.1f} FPS, steady "
+                    f"{off[-1][1]:.1f} (infer p50 {off[-1][2]:.1f} ms); on {on[-1][0]:.1f} FPS, steady "
+                    f"{on[-1][1]:.1f} (infer p50 {on[-1][2]:.1f} ms); load {loads[-3]:.1f}/{loads[-2]:.1f}/"
+                    f"{loads[-1]:.1f}",
                     flush=True,
                 )
-            e = statistics.median(eng)
-            f_off = statistics.median(x[0] for x in off)
-            f_on = statistics.median(x[0] for x in on)
             rows.append(
-                (size, e, f_off, statistics.median(x[1] for x in off), f_on, statistics.median(x[1] for x in on),
-                 min(loads), max(loads), off[0][2])
+                (size, off[0][3], med(eng), *(med(x[i] for x in off) for i in range(3)),
+                 *(med(x[i] for x in on) for i in range(3)), min(loads), max(loads))
             )  # fmt: skip
     print()
     print(
-        f"{'model':<12}{'frames':>7}{'engine FPS':>12}{'off FPS':>9}{'infer p50':>10}{'on FPS':>9}{'infer p50':>10}"
-        f"{'on/engine':>11}{'on/off':>8}{'load 1m':>12}"
+        f"{'model':<12}{'frames':>7}{'engine':>8}{'off':>7}{'steady':>8}{'infer':>7}{'on':>7}{'steady':>8}"
+        f"{'infer':>7}{'on/engine':>11}{'on/off':>8}{'load 1m':>10}"
     )
-    for size, e, f_off, i_off, f_on, i_on, lo, hi, n in rows:
+    for size, n, e, f_off, s_off, i_off, f_on, s_on, i_on, lo, hi in rows:
         print(
-            f"{'yolov5n ' + str(size):<12}{n:>7}{e:>12.1f}{f_off:>9.1f}{i_off:>10.1f}{f_on:>9.1f}{i_on:>10.1f}"
-            f"{f_on / e:>11.2f}{f_on / f_off:>8.2f}{f'{lo:.1f}-{hi:.1f}':>12}"
+            f"{'yolov5n ' + str(size):<12}{n:>7}{e:>8.1f}{f_off:>7.1f}{s_off:>8.1f}{i_off:>7.1f}{f_on:>7.1f}"
+            f"{s_on:>8.1f}{i_on:>7.1f}{s_on / e:>11.2f}{s_on / s_off:>8.2f}{f'{lo:.1f}-{hi:.1f}':>10}"
         )
     print(
-        "engine FPS = 1000 / infer p50 (detector alone); off/on: `edgedet run` with the video sink, FPS = frames / wall"
+        "FPS. engine = 1000 / infer p50 of the detector alone; off / on = `edgedet run --overlap off|on` with the "
+        f"video sink, frames / wall time, and steady = the output rate after the first {args.skip} frames; infer = "
+        "that run's infer p50 (ms); on/engine and on/off compare the steady rates"
     )
+    if args.demo:
+        print()
+        demo_table(args.repeat)
 
 
 if __name__ == "__main__":
