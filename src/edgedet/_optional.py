@@ -21,6 +21,7 @@ _HOW_TO_INSTALL: dict[str, str] = {
     "trackeval": "pip install --no-deps trackeval",
     "matplotlib": "pip install 'edgedet[plot]'",
     "filterpy": "pip install filterpy",
+    "pymap3d": "pip install 'edgedet[geo]' (pymap3d)",
 }
 
 

@@ -26,7 +26,7 @@ from edgedet.config import RunConfig
 from edgedet.errors import ConfigError
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.scheduler import Scheduler, make_scheduler
-from edgedet.types import Detections, Frame, FrameResult
+from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,9 @@ class Pipeline:
         scheduler: Scheduler | None = None,
         classes: Sequence[int] | None = None,
         max_frames: int | None = None,
-        cmc: Callable[[np.ndarray], np.ndarray | None] | None = None,
+        cmc: Callable[[Any], np.ndarray | None] | None = None,
         paced: bool = False,
+        geo: Callable[[Frame, Detections], GroundPositions] | None = None,
     ) -> None:
         self.source = source
         self.backend = backend
@@ -147,6 +148,8 @@ class Pipeline:
                 "camera-motion compensation moves tracks: it needs tracking on (drop --cmc or --no-track)"
             )
         self.cmc = cmc
+        self._cmc_takes_frame = bool(getattr(cmc, "takes_frame", False))  # pose-based: needs the capture time
+        self.geo = geo
         # A paced file (--realtime) waits for its frame times inside the source: that wait is idle time, as for a
         # live source, and must not count as frame cost for the target-FPS scheduler.
         self.paced = paced
@@ -208,7 +211,7 @@ class Pipeline:
             warp = None
             if self.cmc is not None:
                 # every frame, detector or not: the tracker steps once per frame and each step needs the motion
-                warp = self.cmc(frame.image)
+                warp = self.cmc(frame if self._cmc_takes_frame else frame.image)
                 stage_ms["cmc"] = (time.perf_counter_ns() - t0) / 1e6
             if detect:
                 dets = self._detect(frame, stage_ms, warp)
@@ -219,8 +222,13 @@ class Pipeline:
                 dets = _inside(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
+            geo = None
+            if self.geo is not None:
+                t = time.perf_counter_ns()
+                geo = self.geo(frame, dets)
+                stage_ms["geo"] = (time.perf_counter_ns() - t) / 1e6
             t = time.perf_counter_ns()
-            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms)
+            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms, geo=geo)
             for sink in self.sinks:
                 sink.write(result)
             t_done = time.perf_counter_ns()

@@ -9,6 +9,7 @@ pixels and is what `SortTracker.update/predict(warp=...)` take.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from edgedet.errors import ConfigError
 
-CMC_METHODS = ("auto", "off", "sparse")
+CMC_METHODS = ("auto", "off", "sparse", "pose")
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,21 @@ class CameraMotionEstimator:
         return affine
 
 
-def make_cmc(method: str, live: bool = False) -> CameraMotionEstimator | None:
-    """The estimator for --cmc `method`, or None (off). "auto" is on for live sources (cameras, streams: a drone's
-    camera moves; on the held-out demo flights it added 6 IDF1 points at detect-every 2, 12 at every 3rd: see
-    models/README.md) and off for files."""
+def make_cmc(method: str, live: bool = False, pose: Any | None = None) -> Any | None:
+    """The estimator for --cmc `method`, or None (off). "auto" is "pose" when a pose-based estimator is given
+    (`pose`: an `edgedet.geo.PoseMotion`, built when a telemetry/pose source is configured: no image work),
+    else on for live sources (cameras, streams: a drone's camera moves; on the held-out demo flights it added
+    6 IDF1 points at detect-every 2, 12 at every 3rd: see models/README.md) and off for files. "pose" without
+    a pose source is an error."""
     if method not in CMC_METHODS:
         raise ConfigError(f"unknown --cmc {method!r}: choose one of {', '.join(CMC_METHODS)}")
+    if method == "pose" or (method == "auto" and pose is not None):
+        if pose is None:
+            raise ConfigError(
+                "--cmc pose needs the drone's pose: pass --telemetry FILE (or a demo source) and the camera "
+                "(--camera-calib FILE or --hfov DEG)"
+            )
+        return pose
     if method == "off" or (method == "auto" and not live):
         return None
     return CameraMotionEstimator()
