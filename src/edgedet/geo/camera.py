@@ -28,6 +28,7 @@ F64 = npt.NDArray[np.float64]
 _K_KEYS = ("camera_matrix", "cameraMatrix", "K", "mtx", "intrinsic_matrix", "intrinsics")
 _D_KEYS = ("distortion_coefficients", "dist_coeffs", "distCoeffs", "D", "dist", "distortion")
 MOUNTS = ("gimbal", "body")
+_UNDISTORT_STOP = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,17 @@ class CameraModel:
         if len(pts) == 0:
             return np.zeros((0, 3))
         if self.dist_coeffs.size:
-            norm = cv2.undistortPoints(pts.reshape(-1, 1, 2), self.camera_matrix, self.dist_coeffs)
+            # OpenCV's default 5 iterations leave ~3e-5 (0.02 px) on strong distortion; iterate to convergence
+            # (OpenCV 4 names that variant undistortPointsIter; OpenCV 5 gives undistortPoints the criteria)
+            src = pts.reshape(-1, 1, 2)
+            if hasattr(cv2, "undistortPointsIter"):
+                norm = cv2.undistortPointsIter(
+                    src, self.camera_matrix, self.dist_coeffs, None, None, _UNDISTORT_STOP
+                )
+            else:
+                norm = cv2.undistortPoints(
+                    src, self.camera_matrix, self.dist_coeffs, None, None, None, _UNDISTORT_STOP
+                )
             xy = np.asarray(norm, np.float64).reshape(-1, 2)
         else:
             k = self.camera_matrix
@@ -152,20 +163,26 @@ def load_calibration(path: str | Path) -> CameraModel:
 def _read_filestorage(p: Path) -> tuple[F64, F64, tuple[int, int] | None] | None:
     try:
         fs = cv2.FileStorage(str(p), cv2.FILE_STORAGE_READ)
-    except cv2.error:
+    except (cv2.error, SystemError):  # OpenCV's parser raises either on text it cannot read
         return None
     try:
-        if not fs.isOpened():
-            return None
-        k = _fs_first(fs, _K_KEYS)
-        if k is None:
-            return None
-        d = _fs_first(fs, _D_KEYS)
-        w, h = fs.getNode("image_width"), fs.getNode("image_height")
-        size = (int(h.real()), int(w.real())) if not w.empty() and not h.empty() else None
-        return np.asarray(k, np.float64).reshape(3, 3), _dist(d), size
+        return _read_nodes(fs)
+    except cv2.error:
+        return None  # not something FileStorage understands: the plain YAML/JSON reader names the problem
     finally:
         fs.release()
+
+
+def _read_nodes(fs: Any) -> tuple[F64, F64, tuple[int, int] | None] | None:
+    if not fs.isOpened():
+        return None
+    k = _fs_first(fs, _K_KEYS)
+    if k is None or k.size != 9:
+        return None
+    d = _fs_first(fs, _D_KEYS)
+    w, h = fs.getNode("image_width"), fs.getNode("image_height")
+    size = (int(h.real()), int(w.real())) if not w.empty() and not h.empty() else None
+    return np.asarray(k, np.float64).reshape(3, 3), _dist(d), size
 
 
 def _fs_first(fs: Any, keys: tuple[str, ...]) -> F64 | None:
@@ -173,12 +190,23 @@ def _fs_first(fs: Any, keys: tuple[str, ...]) -> F64 | None:
         node = fs.getNode(key)
         if node.empty():
             continue
-        mat = node.mat()
-        if mat is not None:
-            return np.asarray(mat, np.float64)
+        if node.isMap() and not node.getNode("dt").empty():  # an opencv-matrix
+            mat = node.mat()
+            if mat is not None:
+                return np.asarray(mat, np.float64)
+        if node.isMap() and not node.getNode("data").empty():  # ROS {rows, cols, data} read by FileStorage
+            node = node.getNode("data")
         if node.isSeq():
-            return np.asarray([node.at(i).real() for i in range(node.size())], np.float64)
+            return np.asarray(_fs_seq(node), np.float64)
     return None
+
+
+def _fs_seq(node: Any) -> list[float]:
+    out: list[float] = []
+    for i in range(node.size()):
+        item = node.at(i)
+        out += _fs_seq(item) if item.isSeq() else [item.real()]
+    return out
 
 
 def _read_plain(p: Path) -> tuple[F64, F64, tuple[int, int] | None]:
