@@ -42,6 +42,7 @@ class CameraModel:
     camera_matrix: F64
     dist_coeffs: F64 = field(default_factory=lambda: np.zeros(0))
     size_hw: tuple[int, int] | None = None
+    hfov_deg: float | None = None  # set by from_hfov: another frame size keeps the field of view, not K
 
     def __post_init__(self) -> None:
         k = np.asarray(self.camera_matrix, np.float64)
@@ -64,11 +65,15 @@ class CameraModel:
             )
         h, w = size_hw
         f = (w / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-        return cls(np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]]), np.zeros(0), (h, w))
+        k = np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])
+        return cls(k, np.zeros(0), (int(h), int(w)), float(hfov_deg))
 
     def for_size(self, size_hw: tuple[int, int]) -> CameraModel:
         """The same camera for frames of another resolution (calibrated at 1920x1080, streamed at 640x360):
-        K scaled by the size ratio. ConfigError when the aspect ratio differs (cropped, not scaled)."""
+        K scaled by the size ratio. ConfigError when the aspect ratio differs (cropped, not scaled). A model
+        made from a field of view is remade for the new size (any aspect ratio)."""
+        if self.hfov_deg is not None and self.size_hw != tuple(size_hw):
+            return CameraModel.from_hfov(self.hfov_deg, size_hw)
         if self.size_hw is None or tuple(self.size_hw) == tuple(size_hw):
             return (
                 self

@@ -1,0 +1,104 @@
+"""Building the geo stages from options: what `edgedet run` wires (flags --camera-calib/--hfov, --camera-mount,
+--telemetry, --telemetry-latency-ms, --ground-height-m, --max-range-m, --geo-anchor) into a GeoLocator for the
+sinks and a PoseMotion for `--cmc pose`.
+
+--telemetry takes a JSON-lines log (edgedet.geo.pose) or, with a demo source, `demo` (the flight's exact
+telemetry) or `demo-noisy` (realistic errors, stamped 50 ms late: edgedet.scenes.TelemetryNoise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgedet.errors import ConfigError
+from edgedet.geo.camera import CameraModel, Mount, load_calibration
+from edgedet.geo.locate import ANCHORS, GeoLocator
+from edgedet.geo.pose import PoseSource, read_telemetry
+from edgedet.geo.pose_cmc import PoseMotion
+from edgedet.geo.project import ErrorModel, GroundProjector
+
+DEMO_TELEMETRY = ("demo", "demo-noisy")
+
+
+@dataclass(frozen=True)
+class GeoConfig:
+    """Options of the ground-position stage; each field is one flag.
+
+    telemetry: a telemetry.jsonl, "demo" or "demo-noisy" (demo sources), or None (no ground positions).
+    camera_calib: an OpenCV calibration file; hfov_deg: else the horizontal field of view (the demo's camera
+    when neither is given with a demo source). camera_mount: "gimbal", or "body" with mount_angles_deg
+    (roll, pitch, yaw of the camera in the body frame; pitch -90 = straight down).
+    telemetry_latency_ms: how late the telemetry is stamped (compensated). ground_height_m: the ground's
+    height above home. max_range_m: no position farther than this. geo_anchor: "bottom" (box bottom centre,
+    upright objects) or "center" (flat objects / views from straight above, such as the demo's).
+    """
+
+    telemetry: str | None = None
+    camera_calib: str | None = None
+    hfov_deg: float | None = None
+    camera_mount: str = "gimbal"
+    mount_angles_deg: tuple[float, float, float] = (0.0, -90.0, 0.0)
+    telemetry_latency_ms: float = 0.0
+    ground_height_m: float = 0.0
+    max_range_m: float = 1000.0
+    geo_anchor: str = "bottom"
+
+    def validate(self) -> GeoConfig:
+        if self.camera_calib is not None and self.hfov_deg is not None:
+            raise ConfigError("--camera-calib and --hfov both describe the camera: pass only one of them")
+        if self.geo_anchor not in ANCHORS:
+            raise ConfigError(f"unknown --geo-anchor {self.geo_anchor!r}: use one of {', '.join(ANCHORS)}")
+        if not self.max_range_m > 0:
+            raise ConfigError(f"--max-range-m must be positive, got {self.max_range_m}")
+        Mount(self.camera_mount)  # raises on an unknown kind
+        return self
+
+
+@dataclass
+class GeoStages:
+    """What `build_geo` returns: the per-frame locator (pipeline `geo=`) and the pose-based CMC."""
+
+    locator: GeoLocator
+    motion: PoseMotion
+    poses: PoseSource
+
+
+def build_geo(config: GeoConfig, source: Any = None) -> GeoStages | None:
+    """The geo stages for `config` (None when no telemetry is configured). `source`: the opened source, used
+    for demo telemetry and the demo camera."""
+    config.validate()
+    if config.telemetry is None:
+        if config.camera_calib or config.hfov_deg:
+            raise ConfigError("ground positions need the drone's pose: add --telemetry FILE (or demo)")
+        return None
+    scene = getattr(source, "scene", None)
+    latency_s = config.telemetry_latency_ms / 1000.0
+    poses: PoseSource
+    if config.telemetry in DEMO_TELEMETRY:
+        if scene is None:
+            raise ConfigError(
+                f"--telemetry {config.telemetry} works with --source demo only: pass a telemetry.jsonl"
+            )
+        from edgedet.scenes.telemetry import REALISTIC, scene_pose_source
+
+        noise = REALISTIC if config.telemetry == "demo-noisy" else None
+        poses = scene_pose_source(scene, noise, latency_ms=config.telemetry_latency_ms)
+    else:
+        poses = read_telemetry(config.telemetry, latency_s=latency_s)
+    if config.camera_calib is not None:
+        camera = load_calibration(config.camera_calib)
+    elif config.hfov_deg is not None:
+        camera = CameraModel.from_hfov(config.hfov_deg, (1080, 1920))  # remade for the real frame size
+    elif scene is not None:
+        camera = CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw)
+    else:
+        raise ConfigError("ground positions need the camera: pass --camera-calib FILE or --hfov DEG")
+    roll, pitch, yaw = config.mount_angles_deg
+    mount = Mount(config.camera_mount, roll, pitch, yaw)
+    projector = GroundProjector(
+        camera, mount, ground_up_m=config.ground_height_m, max_range_m=config.max_range_m, errors=ErrorModel()
+    )
+    locator = GeoLocator(projector, poses, anchor=config.geo_anchor)
+    motion = PoseMotion(camera, poses, mount, ground_up_m=config.ground_height_m)
+    return GeoStages(locator, motion, poses)
