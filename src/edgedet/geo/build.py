@@ -31,7 +31,8 @@ class GeoConfig:
     (roll, pitch, yaw of the camera in the body frame; pitch -90 = straight down).
     telemetry_latency_ms: how late the telemetry is stamped (compensated). ground_height_m: the ground's
     height above home. max_range_m: no position farther than this. geo_anchor: "bottom" (box bottom centre,
-    upright objects) or "center" (flat objects / views from straight above, such as the demo's).
+    upright objects) or "center" (flat objects / views from straight above); None: "center" with demo
+    telemetry (the scenes' objects are drawn flat on the ground), else "bottom".
     """
 
     telemetry: str | None = None
@@ -42,12 +43,12 @@ class GeoConfig:
     telemetry_latency_ms: float = 0.0
     ground_height_m: float = 0.0
     max_range_m: float = 1000.0
-    geo_anchor: str = "bottom"
+    geo_anchor: str | None = None
 
     def validate(self) -> GeoConfig:
         if self.camera_calib is not None and self.hfov_deg is not None:
             raise ConfigError("--camera-calib and --hfov both describe the camera: pass only one of them")
-        if self.geo_anchor not in ANCHORS:
+        if self.geo_anchor is not None and self.geo_anchor not in ANCHORS:
             raise ConfigError(f"unknown --geo-anchor {self.geo_anchor!r}: use one of {', '.join(ANCHORS)}")
         if not self.max_range_m > 0:
             raise ConfigError(f"--max-range-m must be positive, got {self.max_range_m}")
@@ -99,6 +100,7 @@ def build_geo(config: GeoConfig, source: Any = None) -> GeoStages | None:
     projector = GroundProjector(
         camera, mount, ground_up_m=config.ground_height_m, max_range_m=config.max_range_m, errors=ErrorModel()
     )
-    locator = GeoLocator(projector, poses, anchor=config.geo_anchor)
+    anchor = config.geo_anchor or ("center" if config.telemetry in DEMO_TELEMETRY else "bottom")
+    locator = GeoLocator(projector, poses, anchor=anchor)
     motion = PoseMotion(camera, poses, mount, ground_up_m=config.ground_height_m)
     return GeoStages(locator, motion, poses)
