@@ -199,7 +199,95 @@ def _frame(dets: Iterable[Mapping[str, Any]]) -> FramePositions:
     return FramePositions(xyxy, tid, col("lat"), col("lon"), col("sigma_m"))
 
 
-def eval_geo(data: str | Path, predictions: str | Path, iou: float = 0.5) -> dict[str, Any]:
-    """Score one sequence folder (`data`) against a run's JSON lines; the dict `summary()` gives."""
+class _Collect:
+    """A sink keeping each frame's tracks and positions (FramePositions by 1-based frame)."""
+
+    flag = "eval-geo"
+    lost_frames = 0
+    stop_requested = False
+
+    def __init__(self) -> None:
+        self.frames: dict[int, FramePositions] = {}
+
+    def write(self, result: Any) -> None:
+        d, g = result.detections, result.geo
+        n = len(d)
+        nan = np.full(n, np.nan)
+        self.frames[result.frame.index + 1] = FramePositions(
+            d.xyxy.astype(np.float64),
+            d.track_id.astype(np.int64),
+            nan if g is None else np.asarray(g.lat, np.float64),
+            nan if g is None else np.asarray(g.lon, np.float64),
+            nan if g is None else np.asarray(g.sigma_m, np.float64),
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def track_and_locate(
+    seq_dir: str | Path,
+    model: str | None = None,
+    telemetry: str = "telemetry.jsonl",
+    latency_ms: float = 0.0,
+    anchor: str = "center",
+    detect_every: int = 1,
+    cmc: str = "pose",
+    threads: int = 0,
+) -> dict[int, FramePositions]:
+    """Run edgedet's pipeline (detector, SORT, ground positions) over a written scene's images with its
+    camera.yaml and telemetry (a file name inside the folder, or a path), keeping every frame's positions."""
+    from edgedet.config import RunConfig
+    from edgedet.geo.build import GeoConfig, build_geo
+    from edgedet.motchallenge import read_seqinfo
+    from edgedet.pipeline import Pipeline, build_pipeline
+    from edgedet.tracking.cmc import make_cmc
+
+    d = Path(seq_dir)
+    info = read_seqinfo(d / "seqinfo.ini")
+    tel = d / telemetry if (d / telemetry).is_file() else Path(telemetry)
+    base = build_pipeline(
+        RunConfig(
+            source=str(d / "images"),
+            model=model,
+            fps=info.frame_rate,
+            threads=threads,
+            detect_every=detect_every,
+            cmc="off" if cmc == "pose" else cmc,
+        )
+    )
+    geo = build_geo(
+        GeoConfig(
+            telemetry=str(tel),
+            camera_calib=str(d / "camera.yaml"),
+            telemetry_latency_ms=latency_ms,
+            geo_anchor=anchor,
+        ),
+        base.source,
+    )
+    assert geo is not None
+    sink = _Collect()
+    motion = make_cmc(cmc, live=False, pose=geo.motion) if cmc == "pose" else base.cmc
+    Pipeline(
+        base.source,
+        base.backend,
+        base.preprocess,
+        base.postprocess,
+        [sink],
+        tracker=base.tracker,
+        scheduler=base.scheduler,
+        cmc=motion,
+        geo=geo.locator,
+    ).run()
+    return sink.frames
+
+
+def eval_geo(
+    data: str | Path, predictions: str | Path | None = None, iou: float = 0.5, **run: Any
+) -> dict[str, Any]:
+    """Score one written scene folder (`data`: gt/gt.txt, gt/gt_geo.csv, images, camera.yaml, telemetry) against
+    a run's JSON lines (`predictions`), or, without them, track it here (`track_and_locate(**run)`).
+    Returns `GeoScore.summary()`."""
     truth = GeoTruth.from_dir(data)
-    return score_frames(truth, read_positions(predictions), iou=iou).summary()
+    frames = read_positions(predictions) if predictions is not None else track_and_locate(data, **run)
+    return score_frames(truth, frames, iou=iou).summary()

@@ -11,6 +11,7 @@ by swapping `images` for `labels` in the path):
     <out>/<name>/labels/000001.txt    YOLO `class cx cy w h` (normalised), objects with enough visibility
     <out>/<name>/gt/gt_geo.csv        frame,id,east_m,north_m,lat,lon: each gt.txt row's exact ground position
                                       (object centre; metres from the world centre, WGS84 degrees)
+    <out>/<name>/camera.yaml          the camera's intrinsics as cv2.FileStorage writes a calibration
     <out>/<name>/telemetry.jsonl      the flight's exact telemetry (edgedet.geo.pose format, 50 Hz)
     <out>/<name>/telemetry_noisy.jsonl  the same with realistic errors and 50 ms latency (scenes.telemetry)
 
@@ -227,6 +228,15 @@ def _write_geo(
         for (f, tid, e, n), (lat, lon, _h) in zip(arr.tolist(), latlon.tolist(), strict=True)
     ]
     (seq_dir / "gt" / "gt_geo.csv").write_text("".join(lines), encoding="utf-8")
+    from edgedet.geo.camera import CameraModel
+
+    camera = CameraModel.from_hfov(cfg.hfov_deg, cfg.size_hw)
+    fs = cv2.FileStorage(str(seq_dir / "camera.yaml"), cv2.FILE_STORAGE_WRITE)
+    fs.write("image_width", int(cfg.size_hw[1]))
+    fs.write("image_height", int(cfg.size_hw[0]))
+    fs.write("camera_matrix", camera.camera_matrix)
+    fs.write("distortion_coefficients", np.zeros((1, 5)))
+    fs.release()
     _, records = scene_telemetry(scene)
     write_telemetry(seq_dir / "telemetry.jsonl", records, home)
     if noise is not None:
