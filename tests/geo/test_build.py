@@ -8,19 +8,21 @@ import pytest
 from edgedet.errors import ConfigError, DataError
 from edgedet.geo import CameraModel
 from edgedet.geo.build import GeoConfig, build_geo
+from edgedet.scenes import demo_geo
 from edgedet.sources.demo import DemoSource, DemoSourceSpec
 from edgedet.types import Detections, Frame
 
 
 def test_demo_telemetry_builds_locator_and_motion():
     source = DemoSource(DemoSourceSpec(frames=3, split="test"))
-    stages = build_geo(GeoConfig(telemetry="demo", geo_anchor="center"), source)
+    stages = demo_geo(GeoConfig(telemetry="demo"), source.scene)
     assert stages is not None
     frame = Frame(np.zeros((384, 640, 3), np.uint8), 0, 0.0)
     pos = stages.locator(frame, Detections(np.array([[300, 180, 340, 200]]), [0.9], [0], [1]))
     assert np.isfinite(pos.lat).all() and np.isfinite(pos.sigma_m).all()
     assert stages.motion(frame) is None and stages.motion(Frame(frame.image, 1, 1 / 30)) is not None
-    noisy = build_geo(GeoConfig(telemetry="demo-noisy", telemetry_latency_ms=50.0), source)
+    assert stages.locator.anchor == "center"  # the demo's objects are flat
+    noisy = demo_geo(GeoConfig(telemetry="demo-noisy", telemetry_latency_ms=50.0), source.scene)
     assert (
         noisy is not None
         and noisy.locator(frame, Detections(np.array([[300, 180, 340, 200]]), [0.9], [0])).lat[0]
@@ -41,7 +43,7 @@ def test_demo_telemetry_builds_locator_and_motion():
 )
 def test_bad_options_say_what_to_do(config, error, message):
     with pytest.raises(error, match=message):
-        build_geo(config, source=None)
+        build_geo(config)
 
 
 def test_no_telemetry_no_geo_and_hfov_follows_frame_size():

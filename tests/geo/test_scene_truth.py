@@ -68,4 +68,6 @@ def test_eval_geo_tracks_a_written_scene_and_scores_it(tmp_path):
     assert true["matched"] > 50 and true["coverage"] == 1.0
     assert true["median_m"] < 0.5 and true["p90_m"] < 1.5
     noisy = eval_geo(rec.path, telemetry="telemetry_noisy.jsonl", latency_ms=50.0, threads=1)
-    assert noisy["matched"] > 50 and noisy["median_m"] > true["median_m"]  # (tracks differ: the CMC uses the pose)
+    assert (
+        noisy["matched"] > 50 and noisy["median_m"] > true["median_m"]
+    )  # (tracks differ: the CMC uses the pose)

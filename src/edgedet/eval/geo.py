@@ -263,7 +263,6 @@ def track_and_locate(
             telemetry_latency_ms=latency_ms,
             geo_anchor=anchor,
         ),
-        base.source,
     )
     assert geo is not None
     sink = _Collect()

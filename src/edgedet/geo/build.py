@@ -9,7 +9,6 @@ telemetry) or `demo-noisy` (realistic errors, stamped 50 ms late: edgedet.scenes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from edgedet.errors import ConfigError
 from edgedet.geo.camera import CameraModel, Mount, load_calibration
@@ -65,35 +64,29 @@ class GeoStages:
     poses: PoseSource
 
 
-def build_geo(config: GeoConfig, source: Any = None) -> GeoStages | None:
-    """The geo stages for `config` (None when no telemetry is configured). `source`: the opened source, used
-    for demo telemetry and the demo camera."""
+def build_geo(
+    config: GeoConfig, poses: PoseSource | None = None, camera: CameraModel | None = None
+) -> GeoStages | None:
+    """The geo stages for `config` (None when no telemetry is configured). `poses`: a pose source already made
+    (the demo's: `edgedet.scenes.telemetry.demo_geo`), else config.telemetry is read as a file; `camera`: the
+    camera when the options name none (the demo's)."""
     config.validate()
-    if config.telemetry is None:
+    if config.telemetry is None and poses is None:
         if config.camera_calib or config.hfov_deg:
             raise ConfigError("ground positions need the drone's pose: add --telemetry FILE (or demo)")
         return None
-    scene = getattr(source, "scene", None)
-    latency_s = config.telemetry_latency_ms / 1000.0
-    poses: PoseSource
-    if config.telemetry in DEMO_TELEMETRY:
-        if scene is None:
+    if poses is None:
+        if config.telemetry in DEMO_TELEMETRY:
             raise ConfigError(
                 f"--telemetry {config.telemetry} works with --source demo only: pass a telemetry.jsonl"
             )
-        from edgedet.scenes.telemetry import REALISTIC, scene_pose_source
-
-        noise = REALISTIC if config.telemetry == "demo-noisy" else None
-        poses = scene_pose_source(scene, noise, latency_ms=config.telemetry_latency_ms)
-    else:
-        poses = read_telemetry(config.telemetry, latency_s=latency_s)
+        assert config.telemetry is not None
+        poses = read_telemetry(config.telemetry, latency_s=config.telemetry_latency_ms / 1000.0)
     if config.camera_calib is not None:
         camera = load_calibration(config.camera_calib)
     elif config.hfov_deg is not None:
         camera = CameraModel.from_hfov(config.hfov_deg, (1080, 1920))  # remade for the real frame size
-    elif scene is not None:
-        camera = CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw)
-    else:
+    elif camera is None:
         raise ConfigError("ground positions need the camera: pass --camera-calib FILE or --hfov DEG")
     roll, pitch, yaw = config.mount_angles_deg
     mount = Mount(config.camera_mount, roll, pitch, yaw)

@@ -131,3 +131,15 @@ def scene_pose_source(
 
     home, records = scene_telemetry(scene, rate_hz, noise, seed)
     return TelemetryTrack([{"home": home}, *records], latency_s=latency_ms / 1000.0)
+
+
+def demo_geo(config: Any, scene: DemoScene) -> Any:
+    """`edgedet.geo.build_geo` for a demo flight: --telemetry demo (exact) or demo-noisy (REALISTIC errors,
+    stamped 50 ms late; --telemetry-latency-ms compensates), the scene's camera unless the options name one."""
+    from edgedet.geo.build import build_geo
+    from edgedet.geo.camera import CameraModel
+
+    noise = REALISTIC if config.telemetry == "demo-noisy" else None
+    poses = scene_pose_source(scene, noise, latency_ms=config.telemetry_latency_ms)
+    camera = CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw)
+    return build_geo(config, poses=poses, camera=camera)
