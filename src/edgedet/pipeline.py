@@ -126,7 +126,7 @@ class Pipeline:
         scheduler: Scheduler | None = None,
         classes: Sequence[int] | None = None,
         max_frames: int | None = None,
-        cmc: Callable[[Any], np.ndarray | None] | None = None,
+        cmc: Callable[[np.ndarray, float], np.ndarray | None] | None = None,
         paced: bool = False,
         geo: Callable[[Frame, Detections], GroundPositions] | None = None,
     ) -> None:
@@ -148,7 +148,6 @@ class Pipeline:
                 "camera-motion compensation moves tracks: it needs tracking on (drop --cmc or --no-track)"
             )
         self.cmc = cmc
-        self._cmc_takes_frame = bool(getattr(cmc, "takes_frame", False))  # pose-based: needs the capture time
         self.geo = geo
         # A paced file (--realtime) waits for its frame times inside the source: that wait is idle time, as for a
         # live source, and must not count as frame cost for the target-FPS scheduler.
@@ -211,7 +210,7 @@ class Pipeline:
             warp = None
             if self.cmc is not None:
                 # every frame, detector or not: the tracker steps once per frame and each step needs the motion
-                warp = self.cmc(frame if self._cmc_takes_frame else frame.image)
+                warp = self.cmc(frame.image, frame.timestamp_s)  # the pose-based estimator needs the time
                 stage_ms["cmc"] = (time.perf_counter_ns() - t0) / 1e6
             if detect:
                 dets = self._detect(frame, stage_ms, warp)

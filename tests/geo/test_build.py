@@ -20,7 +20,7 @@ def test_demo_telemetry_builds_locator_and_motion():
     frame = Frame(np.zeros((384, 640, 3), np.uint8), 0, 0.0)
     pos = stages.locator(frame, Detections(np.array([[300, 180, 340, 200]]), [0.9], [0], [1]))
     assert np.isfinite(pos.lat).all() and np.isfinite(pos.sigma_m).all()
-    assert stages.motion(frame) is None and stages.motion(Frame(frame.image, 1, 1 / 30)) is not None
+    assert stages.motion(frame.image, 0.0) is None and stages.motion(frame.image, 1 / 30) is not None
     assert stages.locator.anchor == "center"  # the demo's objects are flat
     noisy = demo_geo(GeoConfig(telemetry="demo-noisy", telemetry_latency_ms=50.0), source.scene)
     assert (

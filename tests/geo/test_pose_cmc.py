@@ -9,7 +9,6 @@ from edgedet.errors import ConfigError
 from edgedet.geo import CameraModel, PoseMotion
 from edgedet.scenes import DemoScene, scene_pose_source
 from edgedet.tracking.cmc import make_cmc
-from edgedet.types import Frame
 
 
 def test_affine_follows_the_scene_homography():
@@ -18,13 +17,13 @@ def test_affine_follows_the_scene_homography():
     motion = PoseMotion(CameraModel.from_hfov(scene.config.hfov_deg, (h, w)), scene_pose_source(scene))
     hs = scene.ground_to_image(range(12))
     img = np.zeros((h, w, 3), np.uint8)
-    assert motion(Frame(img, 0, 0.0)) is None  # first frame: nothing to compare with
+    assert motion(img, 0.0) is None  # first frame: nothing to compare with
     rng = np.random.default_rng(0)
     pts = np.c_[rng.uniform(0, w, 50), rng.uniform(0, h, 50), np.ones(50)]
     worst = 0.0
     moved = 0.0
     for i in range(1, 12):
-        a = motion(Frame(img, i, i / scene.config.fps))
+        a = motion(img, i / scene.config.fps)
         assert a is not None and a.shape == (2, 3)
         exact = pts @ (hs[i] @ np.linalg.inv(hs[i - 1])).T
         exact = exact[:, :2] / exact[:, 2:]

@@ -16,18 +16,15 @@ from edgedet.geo.camera import CameraModel, Mount
 from edgedet.geo.geodesy import GeoReference
 from edgedet.geo.pose import PoseSource
 from edgedet.geo.project import ground_to_image
-from edgedet.types import Frame
 
 F64 = npt.NDArray[np.float64]
 
 
 class PoseMotion:
-    """`cmc(frame) -> 2x3 affine (previous-frame pixels -> this frame's) or None`, called once per frame in
-    order, like the image estimator (`takes_frame` tells the pipeline to pass the Frame, whose capture time it
-    needs, instead of the image). None on the first frame, when a pose is missing, or when the view is too
-    close to the horizon for a ground homography. `failures` counts the Nones after the first frame."""
-
-    takes_frame = True
+    """`cmc(image, timestamp_s) -> 2x3 affine (previous-frame pixels -> this frame's) or None`, called once per
+    frame in order, like the image estimator (the image is used only for its size). None on the first frame,
+    when a pose is missing, or when the view is too close to the horizon for a ground homography. `failures`
+    counts the Nones after the first frame."""
 
     def __init__(
         self,
@@ -61,13 +58,14 @@ class PoseMotion:
         cam = np.array([en[0], en[1], pose.alt_rel_m])
         return ground_to_image(self.camera, pose.camera_rotation(self.mount), cam, self.ground_up_m)
 
-    def __call__(self, frame: Frame) -> F64 | None:
-        if self._hw != frame.hw:
-            self.camera = self.camera.for_size(frame.hw)
-            self._hw = frame.hw
+    def __call__(self, image: npt.NDArray[np.uint8], timestamp_s: float) -> F64 | None:
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        if self._hw != hw:
+            self.camera = self.camera.for_size(hw)
+            self._hw = hw
             self._prev = None
         home = self.poses.home
-        h_now = self.homography(frame.timestamp_s, home) if home is not None else None
+        h_now = self.homography(timestamp_s, home) if home is not None else None
         h_prev, self._prev = self._prev, h_now
         first = not self._started
         self._started = True
@@ -75,7 +73,7 @@ class PoseMotion:
             if not first:
                 self.failures += 1
             return None
-        affine = fit_affine(h_now @ np.linalg.inv(h_prev), frame.hw, h_prev, self.grid)
+        affine = fit_affine(h_now @ np.linalg.inv(h_prev), hw, h_prev, self.grid)
         if affine is None:
             self.failures += 1
         return affine

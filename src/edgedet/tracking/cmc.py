@@ -54,7 +54,11 @@ class CameraMotionEstimator:
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         return np.asarray(gray, np.uint8)
 
-    def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64] | None:
+    def __call__(
+        self, image_bgr: npt.NDArray[np.uint8], timestamp_s: float | None = None
+    ) -> npt.NDArray[np.float64] | None:
+        """timestamp_s is not used (the image says how the camera moved); it is there because every motion
+        estimator gets (image, capture time), and the pose-based one needs the time."""
         cur = self._gray(image_bgr)
         prev, self._prev = self._prev, cur
         if prev is None or prev.shape != cur.shape:
