@@ -68,15 +68,20 @@ def _pipeline(
         source=f"demo:split={args.split},index={index},frames={args.frames}",
         threads=args.threads,
         detect_every=every,
-        cmc="off" if cmc == "pose" else cmc,
+        cmc="off" if cmc.startswith("pose") else cmc,
     )
     base = build_pipeline(cfg)
     motion = base.cmc
-    if cmc == "pose":
+    if cmc in ("pose", "pose_noisy"):
         scene = base.source.scene
-        motion = PoseMotion(
-            CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw), scene_pose_source(scene)
+        from edgedet.scenes import REALISTIC
+
+        poses = (
+            scene_pose_source(scene)
+            if cmc == "pose"
+            else scene_pose_source(scene, REALISTIC, latency_ms=REALISTIC.latency_ms, seed=index)
         )
+        motion = PoseMotion(CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw), poses)
     return Pipeline(
         base.source,
         base.backend,
@@ -219,7 +224,7 @@ def tracking(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for every in (1, 2, 3):
-            for cmc in ("off", "sparse", "pose"):
+            for cmc in args.cmcs:
                 results = {}
                 cmc_ms: list[float] = []
                 t0 = time.perf_counter()
@@ -310,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--geojson", default="/tmp/edgedet_geo_demo.geojson")
     p.add_argument("--png", default="/tmp/edgedet_geo_demo.png")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--cmcs",
+        nargs="+",
+        default=["off", "sparse", "pose"],
+        choices=["off", "sparse", "pose", "pose_noisy"],
+        help="motion compensation to compare (pose_noisy: from the realistic noisy telemetry)",
+    )
     args = p.parse_args(argv)
     import cv2
 

@@ -71,3 +71,14 @@ def test_eval_geo_tracks_a_written_scene_and_scores_it(tmp_path):
     assert (
         noisy["matched"] > 50 and noisy["median_m"] > true["median_m"]
     )  # (tracks differ: the CMC uses the pose)
+
+
+def test_noise_is_smooth_between_records():
+    """Attitude errors wander slowly (an autopilot's estimate does not jump 0.1 deg between 50 Hz samples), or
+    pose-based motion compensation would see a shaking camera that is not there."""
+    scene = DemoScene(seed=0, split="test", index=0, frames=60)
+    _, true = scene_telemetry(scene)
+    _, noisy = scene_telemetry(scene, noise=TelemetryNoise())
+    err = np.array([r["pitch_deg"] for r in noisy]) - np.array([r["pitch_deg"] for r in true])
+    assert 0.05 < np.abs(err).max() < 3.0  # there is an error of the stated size...
+    assert np.diff(err).std() < 0.04  # ...that changes by hundredths of a degree from one record to the next

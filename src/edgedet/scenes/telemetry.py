@@ -5,8 +5,9 @@ The camera rides a gimbal: its earth-frame attitude is roll 0, pitch = tilt - 90
 yaw = the scene's heading; the drone's own attitude is level with the same heading. Records use the
 `edgedet.geo.pose` JSON-lines format, times in seconds of media time (frame i is at i / fps).
 
-Noise (TelemetryNoise): each error is a first-order Gauss-Markov process (a slowly wandering bias, as GPS
-and attitude-estimator errors are) with the given standard deviation and correlation time. The attitude
+Noise (TelemetryNoise): each error is a smooth first-order Gauss-Markov process (a slowly wandering bias, as
+GPS and attitude-estimator errors are) with the given standard deviation and correlation time, plus a little
+white noise per record. The attitude
 error is the autopilot's and also enters the gimbal's earth-frame attitude (which is built on it); the gimbal
 adds its own. Latency: a noisy record is stamped `latency_ms` after the instant it describes.
 """
@@ -27,7 +28,8 @@ from edgedet.scenes.scene import DemoScene
 @dataclass(frozen=True)
 class TelemetryNoise:
     """1-sigma errors: gps_m per horizontal axis, alt_m of the height above home, attitude_deg and
-    gimbal_deg per axis; *_tau_s their correlation times; latency_ms how late records are stamped."""
+    gimbal_deg per axis, each a smooth wandering error with correlation time *_tau_s; *_jitter_* small white
+    noise on every record on top (receiver and estimator noise); latency_ms how late records are stamped."""
 
     gps_m: float = 1.5
     alt_m: float = 0.0
@@ -38,24 +40,39 @@ class TelemetryNoise:
     alt_tau_s: float = 10.0
     attitude_tau_s: float = 3.0
     gimbal_tau_s: float = 3.0
+    gps_jitter_m: float = 0.02
+    attitude_jitter_deg: float = 0.02
+    gimbal_jitter_deg: float = 0.01
 
 
 REALISTIC = TelemetryNoise()
 
 
-def _markov(
-    rng: np.random.Generator, n: int, dt: float, sigma: float, tau_s: float, dims: int
+def _wander(
+    rng: np.random.Generator, times: npt.NDArray[np.float64], sigma: float, tau_s: float, dims: int
 ) -> npt.NDArray[np.float64]:
-    """(n, dims) stationary first-order Gauss-Markov samples, std `sigma`, correlation time `tau_s`."""
-    out = np.zeros((n, dims))
+    """(len(times), dims) slowly wandering errors: a stationary first-order Gauss-Markov process (std `sigma`,
+    correlation time `tau_s`) drawn at knots tau/8 apart (at least 0.1 s) and joined by a cubic spline, so the
+    error is smooth from one sample to the next, as a GPS or attitude estimate's error is (sampled directly at
+    50 Hz it would add a random-walk jitter of ~2 deg/s, which no autopilot's attitude shows)."""
+    from scipy.interpolate import CubicSpline
+
+    n = len(times)
     if sigma <= 0 or n == 0:
-        return out
-    a = math.exp(-dt / tau_s) if tau_s > 0 else 0.0
-    w = rng.standard_normal((n, dims)) * sigma * math.sqrt(1 - a * a)
-    out[0] = rng.standard_normal(dims) * sigma
-    for k in range(1, n):
-        out[k] = a * out[k - 1] + w[k]
-    return out
+        return np.zeros((n, dims))
+    step = max(tau_s / 8.0, 0.1)
+    knots = np.arange(times[0] - step, times[-1] + 2 * step, step)
+    a = math.exp(-step / tau_s) if tau_s > 0 else 0.0
+    v = np.zeros((len(knots), dims))
+    v[0] = rng.standard_normal(dims) * sigma
+    w = rng.standard_normal((len(knots), dims)) * sigma * math.sqrt(1 - a * a)
+    for k in range(1, len(knots)):
+        v[k] = a * v[k - 1] + w[k]
+    return np.asarray(CubicSpline(knots, v, axis=0)(times), np.float64)
+
+
+def _jitter(rng: np.random.Generator, n: int, sigma: float, dims: int) -> npt.NDArray[np.float64]:
+    return rng.standard_normal((n, dims)) * sigma if sigma > 0 else np.zeros((n, dims))
 
 
 def scene_telemetry(
@@ -89,11 +106,14 @@ def scene_telemetry(
     stamp = times.copy()
     if noise is not None:
         rng = np.random.default_rng(np.random.SeedSequence(entropy=[int(seed), scene.seed, scene.index]))
-        dt = 1.0 / rate_hz
-        en = en + _markov(rng, n, dt, noise.gps_m, noise.gps_tau_s, 2)
-        alt = alt + _markov(rng, n, dt, noise.alt_m, noise.alt_tau_s, 1)[:, 0]
-        att = _markov(rng, n, dt, noise.attitude_deg, noise.attitude_tau_s, 3)
-        gim = _markov(rng, n, dt, noise.gimbal_deg, noise.gimbal_tau_s, 3)
+        en = (
+            en + _wander(rng, times, noise.gps_m, noise.gps_tau_s, 2) + _jitter(rng, n, noise.gps_jitter_m, 2)
+        )
+        alt = alt + _wander(rng, times, noise.alt_m, noise.alt_tau_s, 1)[:, 0]
+        att = _wander(rng, times, noise.attitude_deg, noise.attitude_tau_s, 3)
+        att += _jitter(rng, n, noise.attitude_jitter_deg, 3)
+        gim = _wander(rng, times, noise.gimbal_deg, noise.gimbal_tau_s, 3)
+        gim += _jitter(rng, n, noise.gimbal_jitter_deg, 3)
         v_rpy = v_rpy + att
         g_rpy = g_rpy + att + gim
         stamp = times + noise.latency_ms / 1000.0
