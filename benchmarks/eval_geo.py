@@ -32,67 +32,45 @@ from typing import Any
 
 import numpy as np
 
-from edgedet.sinks.base import Sink
-from edgedet.types import FrameResult
 
-
-class _Collect(Sink):
-    """Keeps each frame's tracked boxes (what a geo locator would see)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.frames: dict[int, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def _write(self, result: FrameResult) -> None:
-        d = result.detections
-        self.frames[result.frame.index + 1] = (
-            result.frame.timestamp_s,
-            d.xyxy.astype(np.float64),
-            d.track_id.astype(np.int64),
-            d.class_id.astype(np.int64),
-        )
-
-    def _close(self) -> None:
-        pass
-
-
-def _pipeline(
-    args: argparse.Namespace, index: int, every: int, cmc: str, sinks: list[Any], geo: Any = None
-) -> Any:
+def _pipeline(args: argparse.Namespace, index: int, every: int, cmc: str, **outputs: Any) -> Any:
+    """`edgedet run`'s pipeline on flight `index` (no demo defaults: no pacing, no target FPS, no run folder).
+    cmc "pose" uses the flight's exact telemetry, "pose_noisy" the realistic noisy one (50 ms compensated)."""
     from edgedet.config import RunConfig
-    from edgedet.geo import CameraModel, PoseMotion
-    from edgedet.pipeline import Pipeline, build_pipeline
-    from edgedet.scenes import scene_pose_source
+    from edgedet.pipeline import build_pipeline
+    from edgedet.scenes import REALISTIC
 
+    geo: dict[str, Any] = {}
+    if cmc == "pose_noisy":
+        geo = {"telemetry": "demo-noisy", "telemetry_latency_ms": REALISTIC.latency_ms}
+    elif cmc == "pose" or any(k in outputs for k in ("save_geojson", "save_kml")):
+        geo = {"telemetry": "demo"}
     cfg = RunConfig(
         source=f"demo:split={args.split},index={index},frames={args.frames}",
         threads=args.threads,
         detect_every=every,
-        cmc="off" if cmc.startswith("pose") else cmc,
+        cmc="pose" if cmc.startswith("pose") else cmc,
+        realtime=False,
+        defaults_applied=True,
+        **geo,
+        **outputs,
     )
-    base = build_pipeline(cfg)
-    motion = base.cmc
-    if cmc in ("pose", "pose_noisy"):
-        scene = base.source.scene
-        from edgedet.scenes import REALISTIC
+    return build_pipeline(cfg)
 
-        poses = (
-            scene_pose_source(scene)
-            if cmc == "pose"
-            else scene_pose_source(scene, REALISTIC, latency_ms=REALISTIC.latency_ms, seed=index)
+
+def _tracks(path: Path, fps: float) -> dict[int, tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
+    """A run's JSON lines -> {1-based frame: (time, xyxy, track ids, class ids)}."""
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        d = rec["detections"]
+        out[rec["index"] + 1] = (
+            rec["index"] / fps,
+            np.array([x["xyxy"] for x in d], np.float64).reshape(-1, 4),
+            np.array([x["track_id"] for x in d], np.int64),
+            np.array([x["class_id"] for x in d], np.int64),
         )
-        motion = PoseMotion(CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw), poses)
-    return Pipeline(
-        base.source,
-        base.backend,
-        base.preprocess,
-        base.postprocess,
-        sinks,
-        tracker=base.tracker,
-        scheduler=base.scheduler,
-        cmc=motion,
-        geo=geo,
-    )
+    return out
 
 
 def geo_accuracy(args: argparse.Namespace) -> dict[str, Any]:
@@ -130,8 +108,10 @@ def geo_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         en = np.array([where_en[f][o] for f, o in keys]).reshape(-1, 2)
         ll = home.to_geodetic(en[:, 0], en[:, 1], 0.0).reshape(-1, 3)
         truth = GeoTruth(gt, {k: (float(a), float(b)) for k, (a, b, _) in zip(keys, ll, strict=True)})
-        collect = _Collect()
-        _pipeline(args, index, 1, "sparse", [collect]).run()
+        with tempfile.TemporaryDirectory() as tmp:
+            run_json = Path(tmp) / "run.jsonl"
+            _pipeline(args, index, 1, "sparse", save_json=str(run_json)).run()
+            tracked = _tracks(run_json, scene.config.fps)
         camera = CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw)
         proj = GroundProjector(camera, Mount("gimbal"), errors=ErrorModel())
         true_src = scene_pose_source(scene)
@@ -140,7 +120,7 @@ def geo_accuracy(args: argparse.Namespace) -> dict[str, Any]:
                 src = true_src if nz is None else scene_pose_source(scene, nz, latency_ms=comp_ms, seed=seed)
                 for anchor in anchors:
                     frames: dict[int, FramePositions] = {}
-                    for f, (t, xyxy, tid, _cls) in collect.frames.items():
+                    for f, (t, xyxy, tid, _cls) in tracked.items():
                         fix = proj.locate(anchor_points(xyxy, anchor), src.pose_at(t), src.home)
                         frames[f] = FramePositions(xyxy, tid, fix.lat_deg, fix.lon_deg, fix.sigma_m)
                     totals[f"{vname}_{anchor}"].add(score_frames(truth, frames))
@@ -174,9 +154,7 @@ def geo_accuracy(args: argparse.Namespace) -> dict[str, Any]:
                     ].tolist()
                     if bucket == "comp":
                         noise["sigma"] += fix.sigma_m[fix.valid].tolist()
-        print(
-            f"  flight {index}: {len(collect.frames)} frames ({time.perf_counter() - t0:.0f} s)", flush=True
-        )
+        print(f"  flight {index}: {len(tracked)} frames ({time.perf_counter() - t0:.0f} s)", flush=True)
     out: dict[str, Any] = {k: v.summary() for k, v in totals.items()}
     for bucket in ("comp", "raw"):
         e, s = np.asarray(noise[bucket]), np.asarray(noise["sigma"])
@@ -201,7 +179,6 @@ def tracking(args: argparse.Namespace) -> dict[str, Any]:
     from edgedet.eval.mot import evaluate
     from edgedet.motchallenge import MotGroundTruth, SeqInfo
     from edgedet.scenes import DemoScene, motchallenge_rows, scored
-    from edgedet.sinks.files import MotSink
 
     gts: dict[int, tuple[Any, Any]] = {}
     for index in range(args.flights):
@@ -230,7 +207,7 @@ def tracking(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 for index, (gt, info) in gts.items():
                     path = Path(tmp) / f"{every}-{cmc}-{index}.txt"
-                    summary = _pipeline(args, index, every, cmc, [MotSink(path, tracking=True)]).run()
+                    summary = _pipeline(args, index, every, cmc, save_mot=str(path)).run()
                     if "cmc" in summary.latency:
                         cmc_ms.append(summary.latency["cmc"].p50_ms)
                     results[info.name] = (gt, path if path.exists() else np.zeros((0, 10)), info)
@@ -248,22 +225,13 @@ def tracking(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def geojson_png(args: argparse.Namespace) -> dict[str, Any]:
-    from edgedet.geo import CameraModel, GeoLocator, GroundProjector, Mount
     from edgedet.geo.geodesy import GeoReference
-    from edgedet.scenes import DemoScene, scene_pose_source
-    from edgedet.sinks.geo import GeoJsonSink
+    from edgedet.scenes import DemoScene
 
     scene = DemoScene(seed=0, split=args.split, index=0, frames=args.frames)
-    poses = scene_pose_source(scene)
-    loc = GeoLocator(
-        GroundProjector(CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw), Mount()),
-        poses,
-        anchor="center",
-    )
     path = Path(args.geojson)
-    _pipeline(
-        args, 0, 1, "sparse", [GeoJsonSink(path, class_names=("car", "truck", "person"))], geo=loc
-    ).run()
+    path.unlink(missing_ok=True)
+    _pipeline(args, 0, 1, "sparse", save_geojson=str(path)).run()  # --telemetry demo --save-geojson PATH
     data = json.loads(path.read_text())
     truth: dict[int, list[tuple[float, float]]] = {}
     for _img, _gt, where in scene.iter_truth():

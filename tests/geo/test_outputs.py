@@ -83,35 +83,44 @@ def test_kml_parses_with_placemarks(tmp_path):
 
 
 def test_demo_run_with_pose_source_end_to_end(tmp_path):
-    """The bundled model on a demo flight, ground positions from the scene's telemetry, --cmc pose."""
-    pytest.importorskip("onnxruntime")
-    from edgedet.config import RunConfig
+    """`edgedet run --source demo --telemetry demo --cmc pose` with every geo output, scored against the same
+    flight written to disk (gt_geo.csv)."""
+    from edgedet.cli import main
     from edgedet.eval.geo import GeoTruth, read_positions, score_frames
-    from edgedet.geo import CameraModel, GeoLocator, GroundProjector, Mount, PoseMotion
-    from edgedet.pipeline import Pipeline, build_pipeline
-    from edgedet.scenes import scene_pose_source, write_sequence
+    from edgedet.scenes import DemoScene, write_sequence
 
     frames = 24
-    base = build_pipeline(RunConfig(source=f"demo:split=test,index=0,frames={frames}", cmc="off", threads=1))
-    scene = base.source.scene  # the same flight is written below for its truth
-    src = scene_pose_source(scene)
-    camera = CameraModel.from_hfov(scene.config.hfov_deg, scene.config.size_hw)
-    sinks = [JsonLinesSink(tmp_path / "run.jsonl", scene.class_names), GeoJsonSink(tmp_path / "run.geojson")]
-    pipe = Pipeline(
-        base.source,
-        base.backend,
-        base.preprocess,
-        base.postprocess,
-        sinks,
-        tracker=base.tracker,
-        scheduler=base.scheduler,
-        cmc=PoseMotion(camera, src),
-        geo=GeoLocator(GroundProjector(camera, Mount("gimbal")), src, anchor="center"),
-    )
-    summary = pipe.run()
-    assert summary.frames == frames and "geo" in summary.latency and "cmc" in summary.latency
+    out = tmp_path / "out"
+    argv = [
+        "run", "--source", f"demo:split=test,index=0,frames={frames}", "--telemetry", "demo", "--cmc", "pose",
+        "--detect-every", "2", "--threads", "1",  # a fixed skip policy: the demo's target FPS would vary with load
+        "--save-json", str(out / "run.jsonl"), "--save-geojson", str(out / "run.geojson"),
+        "--save-kml", str(out / "run.kml"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    scene = DemoScene(seed=0, split="test", index=0, frames=frames)
     record = write_sequence(scene, tmp_path / "data", image_format="png", telemetry_noise=None)
-    result = score_frames(GeoTruth.from_dir(record.path), read_positions(tmp_path / "run.jsonl")).summary()
+    result = score_frames(GeoTruth.from_dir(record.path), read_positions(out / "run.jsonl")).summary()
     assert result["matched"] > 50 and result["coverage"] == 1.0
     assert result["median_m"] < 0.5 and result["p90_m"] < 1.5
-    assert json.loads((tmp_path / "run.geojson").read_text())["features"]
+    assert json.loads((out / "run.geojson").read_text())["features"]
+    assert ET.parse(out / "run.kml").getroot().tag.endswith("kml")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cmc", "pose"], "--cmc pose needs"),
+        (["--save-geojson", "x.geojson"], "need ground positions"),
+        (["--telemetry", "demo", "--source", "synthetic:64x64@30"], "--source demo"),
+        (["--telemetry", "demo", "--geo-anchor", "top"], "--geo-anchor"),
+        (["--telemetry", "demo", "--mount-angles", "1,2"], "roll,pitch,yaw"),
+        (["--telemetry", "nope.jsonl", "--hfov", "70"], "does not exist"),
+    ],
+)
+def test_bad_geo_flags_are_one_line_errors(tmp_path, capsys, argv, message):
+    from edgedet.cli import main
+
+    code = main(["run", "--max-frames", "1", *argv])
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and "Traceback" not in err

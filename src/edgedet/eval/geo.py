@@ -199,32 +199,6 @@ def _frame(dets: Iterable[Mapping[str, Any]]) -> FramePositions:
     return FramePositions(xyxy, tid, col("lat"), col("lon"), col("sigma_m"))
 
 
-class _Collect:
-    """A sink keeping each frame's tracks and positions (FramePositions by 1-based frame)."""
-
-    flag = "eval-geo"
-    lost_frames = 0
-    stop_requested = False
-
-    def __init__(self) -> None:
-        self.frames: dict[int, FramePositions] = {}
-
-    def write(self, result: Any) -> None:
-        d, g = result.detections, result.geo
-        n = len(d)
-        nan = np.full(n, np.nan)
-        self.frames[result.frame.index + 1] = FramePositions(
-            d.xyxy.astype(np.float64),
-            d.track_id.astype(np.int64),
-            nan if g is None else np.asarray(g.lat, np.float64),
-            nan if g is None else np.asarray(g.lon, np.float64),
-            nan if g is None else np.asarray(g.sigma_m, np.float64),
-        )
-
-    def close(self) -> None:
-        pass
-
-
 def track_and_locate(
     seq_dir: str | Path,
     model: str | None = None,
@@ -235,50 +209,34 @@ def track_and_locate(
     cmc: str = "pose",
     threads: int = 0,
 ) -> dict[int, FramePositions]:
-    """Run edgedet's pipeline (detector, SORT, ground positions) over a written scene's images with its
-    camera.yaml and telemetry (a file name inside the folder, or a path), keeping every frame's positions."""
+    """Run `edgedet run`'s pipeline (detector, tracker, ground positions) over a written scene's images with its
+    camera.yaml and telemetry (a file name inside the folder, or a path), and read back its JSON lines."""
+    import tempfile
+
     from edgedet.config import RunConfig
-    from edgedet.geo.build import GeoConfig, build_geo
     from edgedet.motchallenge import read_seqinfo
-    from edgedet.pipeline import Pipeline, build_pipeline
-    from edgedet.tracking.cmc import make_cmc
+    from edgedet.pipeline import build_pipeline
 
     d = Path(seq_dir)
     info = read_seqinfo(d / "seqinfo.ini")
     tel = d / telemetry if (d / telemetry).is_file() else Path(telemetry)
-    base = build_pipeline(
-        RunConfig(
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.jsonl"
+        config = RunConfig(
             source=str(d / "images"),
             model=model,
             fps=info.frame_rate,
             threads=threads,
             detect_every=detect_every,
-            cmc="off" if cmc == "pose" else cmc,
-        )
-    )
-    geo = build_geo(
-        GeoConfig(
+            cmc=cmc,
             telemetry=str(tel),
             camera_calib=str(d / "camera.yaml"),
             telemetry_latency_ms=latency_ms,
             geo_anchor=anchor,
-        ),
-    )
-    assert geo is not None
-    sink = _Collect()
-    motion = make_cmc(cmc, live=False, pose=geo.motion) if cmc == "pose" else base.cmc
-    Pipeline(
-        base.source,
-        base.backend,
-        base.preprocess,
-        base.postprocess,
-        [sink],
-        tracker=base.tracker,
-        scheduler=base.scheduler,
-        cmc=motion,
-        geo=geo.locator,
-    ).run()
-    return sink.frames
+            save_json=str(out),
+        )
+        build_pipeline(config).run()
+        return read_positions(out)
 
 
 def eval_geo(
@@ -290,3 +248,23 @@ def eval_geo(
     truth = GeoTruth.from_dir(data)
     frames = read_positions(predictions) if predictions is not None else track_and_locate(data, **run)
     return score_frames(truth, frames, iou=iou).summary()
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """The report of `eval_geo` as lines for the terminal."""
+    lines = [
+        f"matched {report['matched']} of {report['objects']} truth objects over the frames "
+        f"({100 * (report['matched_share'] or 0):.1f}%); with a ground position: {report['with_position']} "
+        f"(coverage {100 * (report['coverage'] or 0):.1f}%)"
+    ]
+    if "median_m" in report:
+        lines.append(
+            f"ground error: median {report['median_m']:.2f} m, p90 {report['p90_m']:.2f} m, "
+            f"max {report['max_m']:.2f} m, mean {report['mean_m']:.2f} m"
+        )
+    if "within_1sigma" in report:
+        lines.append(
+            f"reported sigma_m: median {report['sigma_m_median']:.2f} m; error within 1 sigma "
+            f"{100 * report['within_1sigma']:.1f}%, within 2 sigma {100 * report['within_2sigma']:.1f}%"
+        )
+    return lines

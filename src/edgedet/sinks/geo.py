@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from edgedet.sinks.base import Sink, check_output_path
+from edgedet.sinks.factory import SinkKind
 from edgedet.types import FrameResult
 
 
@@ -153,3 +154,16 @@ class KmlSink(_TrackPaths):
             )
         out.append("</Document></kml>\n")
         return "".join(out)
+
+
+def _need(arg: str | None) -> str:
+    assert arg is not None  # SinkKind(needs_arg=True): checked before opening
+    return arg
+
+
+GEOJSON = SinkKind(
+    lambda arg, ctx: GeoJsonSink(_need(arg), class_names=ctx.class_names), writes_file=True, needs_arg=True
+)
+KML = SinkKind(
+    lambda arg, ctx: KmlSink(_need(arg), class_names=ctx.class_names), writes_file=True, needs_arg=True
+)
