@@ -118,9 +118,10 @@ def test_demo_run_with_pose_source_end_to_end(tmp_path):
         (["--telemetry", "nope.jsonl", "--hfov", "70"], "does not exist"),
     ],
 )
-def test_bad_geo_flags_are_one_line_errors(tmp_path, capsys, argv, message):
+def test_bad_geo_flags_are_one_line_errors(tmp_path, monkeypatch, capsys, argv, message):
     from edgedet.cli import main
 
+    monkeypatch.chdir(tmp_path)  # the demo's default run folder goes here, not into the repository
     code = main(["run", "--max-frames", "1", *argv])
     err = capsys.readouterr().err
     assert code != 0 and message in err and "Traceback" not in err
