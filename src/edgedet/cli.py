@@ -308,6 +308,10 @@ def convert_cmd(
             help="cpu (uint8 activations, fast in ONNX Runtime) | tensorrt (symmetric int8; default with --engine)"
         ),
     ] = None,
+    no_gate: Annotated[
+        bool,
+        typer.Option("--no-gate", help="Skip the INT8 accuracy gate (warns; the file records it)."),
+    ] = False,
     engine: Annotated[
         bool, typer.Option("--engine", help="Build a TensorRT engine (on the device).")
     ] = False,
@@ -344,6 +348,7 @@ def convert_cmd(
         max_map_drop=max_map_drop,
         calib_method=calib_method,
         int8_target=int8_target,
+        gate=not no_gate,
         engine=engine,
         output=output,
         json=json_out,

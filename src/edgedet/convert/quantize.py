@@ -194,6 +194,29 @@ def calibrate_ranges(
     )
 
 
+def needs_reduce_range(cpuinfo: str | None = None) -> bool:
+    """True on an x86-64 CPU without VNNI (Linux /proc/cpuinfo flags; False elsewhere or when unknown).
+
+    There ONNX Runtime's uint8-activation x int8-weight kernels add products pairwise in int16 (vpmaddubsw),
+    which saturates for large activations times large weights; 7-bit weights cannot overflow. CPUs with
+    avx512_vnni / avx_vnni (and ARM's dot-product kernels) accumulate in int32 and need no such care.
+    """
+    import platform
+
+    if cpuinfo is None:
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return False
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    flags_line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
+    flags = set(flags_line.partition(":")[2].split())
+    if not flags:
+        return False
+    return "avx2" in flags and not ({"avx512_vnni", "avx_vnni"} & flags)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -217,8 +240,17 @@ def quantize_int8_detailed(
     percentile: float = 99.999,
     exclude_decode: bool = True,
     head_float: bool = True,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    reduce_range: bool | None = None,
+    threads: int = 2,
 ) -> QuantizeResult:
-    """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges."""
+    """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges.
+
+    ranges: activation ranges from an earlier call on the same FP32 file (`QuantizeResult.ranges`): calibration
+    is skipped (the repair loop re-quantizes with other layers in float, the ranges stay the same).
+    reduce_range: 7-bit weights, which avoid the int16 overflow of ONNX Runtime's uint8 x int8 kernels on x86
+    CPUs without VNNI; None = on exactly there (see `needs_reduce_range`).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
 
@@ -250,16 +282,24 @@ def quantize_int8_detailed(
             raise ConfigError(
                 f"exclude_nodes {unknown[:3]} are not nodes of {fp32_onnx.name}; use names from find_sensitive_nodes"
             )
-        ranges = calibrate_ranges(
-            prepared,
-            calib_images,
-            spec,
-            method,
-            progress,
-            op_types,
-            symmetric=int8_acts,
-            percentile=percentile,
-        )
+        if ranges is None:
+            ranges = calibrate_ranges(
+                prepared,
+                calib_images,
+                spec,
+                method,
+                progress,
+                op_types,
+                symmetric=int8_acts,
+                percentile=percentile,
+                threads=threads,
+            )
+        if reduce_range is None:
+            reduce_range = not int8_acts and needs_reduce_range()
+        if reduce_range:
+            log.info(
+                "7-bit weights (reduce_range): this x86 CPU has no VNNI, whose absence makes u8 x s8 overflow"
+            )
         cache = work / "calib.json"
         save_tensors_data(to_tensors_data(ranges), cache)
         excluded = sorted(set(decode) | set(exclude_nodes))
@@ -270,7 +310,7 @@ def quantize_int8_detailed(
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(op_types),
             per_channel=True,
-            reduce_range=False,
+            reduce_range=reduce_range,
             activation_type=QuantType.QInt8 if int8_acts else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded,
@@ -284,8 +324,8 @@ def quantize_int8_detailed(
                 "CalibTensorRangeSymmetric": int8_acts,
             },
         )
-    _write_spec(out, spec, fp32_onnx, calib_images, method, activation_type, excluded)
-    return QuantizeResult(out, tuple(excluded), tuple(decode), ranges)
+    _write_spec(out, spec, fp32_onnx, calib_images, method, activation_type, excluded, reduce_range)
+    return QuantizeResult(out, tuple(excluded), tuple(decode), dict(ranges))
 
 
 def quantize_int8(
@@ -330,6 +370,7 @@ def _write_spec(
     method: str,
     activation_type: str,
     excluded: Sequence[str],
+    reduce_range: bool = False,
 ) -> None:
     import onnx
 
@@ -346,7 +387,7 @@ def _write_spec(
                     "images": len(calib_images),
                     "images_sha256": images_hash,
                     "activations": activation_type,
-                    "weights": "int8 per-channel symmetric",
+                    "weights": "int7 per-channel symmetric" if reduce_range else "int8 per-channel symmetric",
                     "float_nodes": len(excluded),
                 },
                 sort_keys=True,
