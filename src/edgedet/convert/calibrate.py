@@ -54,6 +54,13 @@ class _Hist:
     def half(self) -> float:
         return 0.5 * self.width * len(self.counts)
 
+    def coarsen(self) -> None:
+        """Merge bin pairs (width doubles), padding one empty bin per side first when needed to stay symmetric."""
+        if len(self.counts) % 4:
+            self.counts = np.concatenate([np.zeros(1, np.int64), self.counts, np.zeros(1, np.int64)])
+        self.counts = self.counts.reshape(-1, 2).sum(axis=1)
+        self.width *= 2
+
     def edges(self) -> npt.NDArray[np.float64]:
         return np.linspace(-self.half, self.half, len(self.counts) + 1)
 
@@ -112,14 +119,13 @@ class RangeCollector:
             st.hist = _Hist(2 * half / self.num_bins, np.zeros(self.num_bins, np.int64))
         h = st.hist
         if amax > h.half:
+            # coarsen first (bin pairs merged, width doubled) until the wider range fits in MAX_BINS, so a
+            # huge outlier after a tiny first image never allocates more than MAX_BINS bins
+            while 2 * np.ceil(amax / h.width) > MAX_BINS:
+                h.coarsen()
             grow = int(np.ceil((amax - h.half) / h.width))  # whole bins on each side keep edges aligned
-            h.counts = np.concatenate([np.zeros(grow, np.int64), h.counts, np.zeros(grow, np.int64)])
-            while len(h.counts) > MAX_BINS:
-                if len(h.counts) % 4:  # pad to a multiple of 4 so both halves stay symmetric after merging
-                    pad = (4 - len(h.counts) % 4) // 2
-                    h.counts = np.concatenate([np.zeros(pad, np.int64), h.counts, np.zeros(pad, np.int64)])
-                h.counts = h.counts.reshape(-1, 2).sum(axis=1)
-                h.width *= 2
+            if grow > 0:
+                h.counts = np.concatenate([np.zeros(grow, np.int64), h.counts, np.zeros(grow, np.int64)])
         counts, _ = np.histogram(x, bins=len(h.counts), range=(-h.half, h.half))
         h.counts += counts
 
@@ -151,15 +157,16 @@ def _percentile_range(h: _Hist, percentile: float, symmetric: bool) -> tuple[flo
         folded = h.counts[n:] + h.counts[:n][::-1]  # |x| histogram, bins of the same width from 0
         cdf = np.cumsum(folded) / total
         i = min(int(np.searchsorted(cdf, percentile / 100.0)), n - 1)
-        t = float(edges[n + i])
+        t = float(edges[n + i + 1])
         return -t, t
     cut = (100.0 - percentile) / 200.0  # share cut from each tail
     cdf = np.cumsum(h.counts) / total
     i_lo = min(int(np.searchsorted(cdf, cut)), len(h.counts) - 1)
     i_hi = min(int(np.searchsorted(cdf, 1.0 - cut)), len(h.counts) - 1)
-    # lower bin edges on both sides, as ONNX Runtime's percentile calibrator reads them (the recipe in
-    # quantize.py was measured with those ranges)
-    return float(edges[i_lo]), float(edges[i_hi])
+    # the outer edge of the bin holding each quantile: nothing inside the kept share is clipped (ONNX Runtime's
+    # calibrator takes the lower edge on both sides, which clipped even an image input's [0, 1] to 0.999 and so
+    # made the input's uint8 quantization inexact)
+    return float(edges[i_lo]), float(edges[i_hi + 1])
 
 
 def _entropy_threshold(h: _Hist, num_quantized_bins: int) -> float:
