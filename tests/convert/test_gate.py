@@ -179,3 +179,23 @@ def test_without_labels_the_wording_is_the_fp32_agreement_gate(ref: Path, tmp_pa
     assert (
         res.summary().startswith("FP32-agreement gate (no labels)") and "labels folder" not in res.summary()
     )
+
+
+def test_no_gate_writes_the_model_with_a_skipped_verdict_and_a_warning(ref: Path, tmp_path: Path) -> None:
+    from edgedet.convert.api import ConvertConfig, convert
+    from edgedet.convert.info import describe
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in sorted(shared_path("coco128", "images", "train2017").glob("*.jpg"))[:32]:
+        (calib / p.name).symlink_to(p)
+    res = convert(
+        ConvertConfig(source=str(ref), int8=True, calib=str(calib), gate=False, output=str(tmp_path / "out"))
+    )
+    art = res.artifact("int8")
+    assert art is not None and art.path.name == "yolov5n_320.int8.onnx" and art.path.is_file()
+    assert art.gate == {"verdict": "skipped", "reason": "--no-gate: INT8 accuracy was not checked"}
+    assert any(
+        n.startswith("warning: --no-gate: the INT8 model's accuracy is NOT checked") for n in res.notes
+    )
+    assert describe(art.path)["gate"] == "skipped (--no-gate): INT8 accuracy not checked"
