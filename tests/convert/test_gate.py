@@ -86,14 +86,17 @@ def test_refused_model_never_sits_where_run_looks_and_carries_its_verdict(
         )
     msg = str(err.value)
     assert (
-        "\n" not in msg and "limit -50.00" in msg and "0 in float: drop" in msg and "2 in float: drop" in msg
+        "\n" not in msg
+        and "limit -50.00" in msg
+        and "all int8: drop" in msg
+        and "SiLU + stem conv in float: drop" in msg
     )
     assert "m.int8.rejected.onnx" in msg and "older m.int8.onnx was removed" in msg
     assert not out.exists()
     rejected = tmp_path / "m.int8.rejected.onnx"
     v = read_verdict(onnx.load(str(rejected)))
     assert v is not None and v["verdict"] == "refused" and v["mode"] == "labels" and v["images"] == 8
-    assert v["limit_points"] == -50.0 and v["tries"][0][0] == 0
+    assert v["limit_points"] == -50.0 and v["tries"][0][0] == "all int8"
     assert describe(rejected)["gate"].startswith("REFUSED: mAP50-95 ")
     assert not list(tmp_path.glob(".edgedet-int8-*"))  # scratch files cleaned up
 
@@ -115,7 +118,7 @@ def test_passing_model_lands_in_place_with_its_verdict(
         v is not None
         and v["verdict"] == "pass"
         and v["images"] == 6
-        and v["tries"] == [[0, round(res.drop_points, 3)]]
+        and v["tries"] == [["all int8", round(res.drop_points, 3)]]
     )
     line = describe(out)["gate"]
     assert line.startswith("PASS: mAP50-95 ") and "6 images" in line and "limit 100.00" in line
@@ -131,7 +134,7 @@ def test_repair_loop_stops_at_the_first_try_that_is_not_better(
     import edgedet.convert.quantize as quant_mod
     from edgedet.eval.det import DetMetrics
 
-    drops = iter([3.0, 2.0, 2.5, 0.1])  # try 0, 2 float, 4 float (worse: stop), 8 float (never reached)
+    drops = iter([3.0, 2.0, 2.5, 0.1])  # all int8, SiLU + stem, +2 layers (worse: stop), +4 (never reached)
     tried: list[int] = []
 
     def fake_quantize(fp32, out, calib, spec, method, exclude=(), **kw):  # type: ignore[no-untyped-def]
@@ -155,10 +158,14 @@ def test_repair_loop_stops_at_the_first_try_that_is_not_better(
         quantize_with_gate(
             ref, tmp_path / "q.onnx", [ref], [ref], spec=load_onnx_spec(ref), progress=said.append
         )
-    assert tried == [0, 2, 4]  # 8 never tried
+    assert tried == [0, 1, 3]  # +4 never tried
     assert any("made it worse" in s for s in said)
-    assert err.value.result.kept_float == ("n0", "n1") and err.value.result.drop_points == 2.0
-    assert "0 in float: drop 3.00; 2 in float: drop 2.00; 4 in float: drop 2.50" in str(err.value)
+    assert err.value.result.kept_float == ("/model.0/conv/Conv",) and err.value.result.drop_points == 2.0
+    assert err.value.result.float_ops == ("Sigmoid", "Mul")
+    assert (
+        "all int8: drop 3.00; SiLU + stem conv in float: drop 2.00; +2 sensitive layers in float: drop 2.50"
+        in str(err.value)
+    )
 
 
 def test_without_labels_the_wording_is_the_fp32_agreement_gate(ref: Path, tmp_path: Path) -> None:

@@ -194,6 +194,18 @@ def calibrate_ranges(
     )
 
 
+def first_conv(onnx_path: Path) -> tuple[str, ...]:
+    """Name of the stem: the first Conv reading the graph input (one-element tuple; empty if there is none)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Conv" and n.input and n.input[0] in inputs:
+            return (n.name,) if n.name else ()
+    return ()
+
+
 def needs_reduce_range(cpuinfo: str | None = None) -> bool:
     """True on an x86-64 CPU without VNNI (Linux /proc/cpuinfo flags; False elsewhere or when unknown).
 
