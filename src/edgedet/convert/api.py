@@ -102,9 +102,12 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
     def say(self, msg: str) -> None:
-        log.info(msg)
+        # one channel per message: the caller's progress callback when given, else the log (never both: -v
+        # would print every line twice)
         if self.progress is not None:
             self.progress(msg)
+        else:
+            log.info(msg)
 
     def note(self, msg: str) -> None:
         self.notes.append(msg)
@@ -447,7 +450,7 @@ def _int8(
 
 
 def _engine(onnx_path: Path, precision: str, paths: dict[str, Path], run: _Run) -> Artifact | None:
-    from edgedet.convert.build_engine import build_engine
+    from edgedet.backends.engine_build import build_engine
 
     t0 = time.perf_counter()
     try:
