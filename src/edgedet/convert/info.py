@@ -293,6 +293,8 @@ def format_summary(info: dict[str, Any]) -> list[str]:
         ]  # fmt: skip
         if facts:
             lines.append(summary_row("built for", ", ".join(facts)))
+    if info.get("gate"):  # the INT8 accuracy gate's verdict, stored by convert (issue 12)
+        lines.append(summary_row("INT8 gate", str(info["gate"])))
     if info.get("sha256"):
         lines.append(summary_row("sha256", str(info["sha256"])))
     lines.append("--json prints everything (full spec, class names, metadata, op counts)")
