@@ -105,4 +105,5 @@ def test_two_runs_over_a_real_model_give_identical_ranges() -> None:
     b = collect_ranges(Path(src), images, spec, "percentile", op_types=QUANT_OP_TYPES)
     assert a == b and len(a) > 100
     assert all(lo <= 0.0 <= hi for lo, hi in a.values())
-    assert a["images"] == (0.0, 1.0)  # the input is an image scaled to [0, 1]
+    lo, hi = a["images"]  # the input is an image scaled to [0, 1]; percentile keeps all but the top bin
+    assert lo == 0.0 and 0.998 < hi <= 1.0
