@@ -27,6 +27,7 @@ _HOW_TO_INSTALL: dict[str, str] = {
     "trackeval": TRACKEVAL_INSTALL,
     "matplotlib": 'pip install "edgedet[plot]"',
     "filterpy": "pip install filterpy",
+    "pymap3d": "pip install 'edgedet[geo]' (pymap3d)",
 }
 
 #: What each command needs beyond the core packages, checked all at once before it starts work.
