@@ -21,6 +21,10 @@ _HOW_TO_INSTALL: dict[str, str] = {
     "trackeval": "pip install --no-deps trackeval",
     "matplotlib": "pip install 'edgedet[plot]'",
     "filterpy": "pip install filterpy",
+    "av": "pip install 'edgedet[link]' (PyAV, FFmpeg with libx264 in its wheels)",
+    "pymavlink": "pip install 'edgedet[link]'",
+    "paho": "pip install 'edgedet[link]' (paho-mqtt)",
+    "serial": "pip install 'edgedet[link]' (pyserial)",
 }
 
 
