@@ -17,3 +17,11 @@ def stamp(image: npt.NDArray[np.uint8], code: int) -> None:
         bit = (code >> (BITS - 1 - i)) & 1
         x = X0 + i * BLOCK
         image[Y0 : Y0 + BLOCK, x : x + BLOCK] = 255 if bit else 0
+
+
+def read_stamp(image: npt.NDArray[np.uint8]) -> int:
+    """The code `stamp` wrote (read before encoding)."""
+    value = 0
+    for i in range(BITS):
+        value = (value << 1) | int(image[Y0 + BLOCK // 2, X0 + i * BLOCK + BLOCK // 2, 0] > 128)
+    return value

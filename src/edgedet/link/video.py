@@ -284,7 +284,7 @@ def gst_encoder_element(options: StreamOptions, fps: float) -> str:
     SPS/PPS on each, no B-frames, and the NVMM conversion it needs in front."""
     keyint = max(1, round(options.keyint_s * fps))
     return (
-        "nvvidconv ! video/x-raw(memory:NVMM),format=NV12 ! "
+        "video/x-raw,format=BGRx ! nvvidconv ! video/x-raw(memory:NVMM),format=NV12 ! "
         f"nvv4l2h264enc bitrate={options.bitrate_kbps * 1000} peak-bitrate={options.bitrate_kbps * 1000} "
         f"control-rate=1 iframeinterval={keyint} idrinterval={keyint} insert-sps-pps=true num-B-Frames=0 "
         "preset-level=1 maxperf-enable=true"
@@ -296,7 +296,7 @@ def gst_pipeline(url: StreamUrl, encoder: str) -> str:
     parser ! the transport's payloader/muxer and sink. `encoder` is `gst_encoder_element(...)` on a Jetson;
     tests put x264enc there to run the same pipeline on a PC."""
     tail = _GST_TAILS[url.scheme].format(host=url.host, port=url.port, url=url.url)
-    return f"appsrc is-live=true do-timestamp=true ! videoconvert ! video/x-raw,format=BGRx ! {encoder} ! h264parse ! {tail}"
+    return f"appsrc is-live=true do-timestamp=true ! videoconvert ! {encoder} ! h264parse ! {tail}"
 
 
 def opencv_has_gstreamer(build_info: str | None = None) -> bool:
@@ -485,13 +485,10 @@ class VideoStreamer:
             return not self._down
 
     def close(self, timeout_s: float = 5.0) -> StreamStats:
-        """Stop the thread after it finishes the frame in hand, flush and close the output. A frame still
-        pending counts as dropped. Returns the final stats; never raises for link errors."""
+        """Send the frame still pending, then stop the thread, flush and close the output. Returns the final
+        stats; never raises for link errors (a thread blocked on the link past `timeout_s` is left behind)."""
         with self._cond:
             self._closing = True
-            if self._pending is not None:
-                self._dropped_busy += 1
-                self._pending = None
             self._cond.notify()
         self._thread.join(timeout_s)
         if self._thread.is_alive():
@@ -524,9 +521,9 @@ class VideoStreamer:
         try:
             while True:
                 got = self._next(None)
-                if self._closing:
-                    break
                 if got is None:
+                    if self._closing:
+                        break
                     continue
                 item, t = got
                 w0 = time.perf_counter()
