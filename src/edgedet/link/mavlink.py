@@ -400,6 +400,8 @@ class MavlinkCamera:
                 self._drop_link(exc)
                 continue
             if data:
+                if transport.datagrams:
+                    self._rx_mav = self._new_parser()
                 self._feed(data)
 
     def _feed(self, data: bytes) -> None:

@@ -21,6 +21,10 @@ _BUF = 65536
 
 
 class Transport(Protocol):
+    #: True when each recv() returns whole datagrams (UDP): a parser can start afresh on each, so a corrupt
+    #: datagram cannot swallow the packets of the next one; False for byte streams (TCP, serial).
+    datagrams: bool
+
     def recv(self, timeout_s: float) -> bytes: ...
     def send(self, data: bytes) -> None: ...
     def close(self) -> None: ...
@@ -31,12 +35,24 @@ def _resolve(host: str, port: int, kind: int) -> tuple[int, Any]:
     return family, addr
 
 
+def _big_receive_buffer(sock: socket.socket) -> None:
+    # The kernel's default (~200 KiB, about 90 datagrams with its per-packet overhead) overflows when a burst
+    # arrives while this process is busy: ask for 1 MiB (the kernel caps it at net.core.rmem_max).
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    except OSError:
+        pass
+
+
 class UdpOut:
     """`udpout:HOST:PORT`: send to HOST:PORT from an ephemeral port; replies come back to that port."""
+
+    datagrams = True
 
     def __init__(self, host: str, port: int) -> None:
         family, self._addr = _resolve(host, port, socket.SOCK_DGRAM)
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        _big_receive_buffer(self._sock)
         self._sock.setblocking(False)
 
     def recv(self, timeout_s: float) -> bytes:
@@ -62,10 +78,13 @@ class UdpOut:
 class UdpIn:
     """`udpin:HOST:PORT`: listen on HOST:PORT; send to whoever spoke last (as pymavlink does)."""
 
+    datagrams = True
+
     def __init__(self, host: str, port: int) -> None:
         family, addr = _resolve(host, port, socket.SOCK_DGRAM)
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _big_receive_buffer(self._sock)
         self._sock.bind(addr)
         self._sock.setblocking(False)
         self._peer: Any = None
@@ -99,6 +118,8 @@ class UdpIn:
 class TcpClient:
     """`tcp:HOST:PORT`: connect (within `connect_timeout_s`); a closed or reset connection raises OSError."""
 
+    datagrams = False
+
     def __init__(self, host: str, port: int, connect_timeout_s: float = 2.0) -> None:
         self._sock = socket.create_connection((host, port), timeout=connect_timeout_s)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -122,6 +143,8 @@ class TcpClient:
 
 class TcpServer:
     """`tcpin:HOST:PORT`: listen and serve one client at a time; a new client replaces a dropped one."""
+
+    datagrams = False
 
     def __init__(self, host: str, port: int) -> None:
         family, addr = _resolve(host, port, socket.SOCK_STREAM)
@@ -171,6 +194,8 @@ class TcpServer:
 class Serial:
     """A serial device (pyserial) at a baud rate; unplugging raises OSError (pyserial's SerialException is
     one)."""
+
+    datagrams = False
 
     def __init__(self, device: str, baud: int) -> None:
         from edgedet._optional import require
