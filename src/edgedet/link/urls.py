@@ -125,10 +125,10 @@ def parse_publish_url(url: str) -> PublishUrl:
     if scheme == "udp":
         return PublishUrl(url.strip(), scheme, host, _port(port, None, url, flag, PUBLISH_USAGE))
     topic = path.lstrip("/")
+    if "#" in url or "+" in topic:  # urlsplit would take '#...' as a fragment and silently cut the topic
+        raise ConfigError(f"{flag} {url}: '+' and '#' are subscription wildcards, not allowed in a publish topic")
     if not topic:
         raise ConfigError(f"{flag} {url}: an MQTT address needs a topic, e.g. mqtt://{host}:1883/edgedet/tracks")
-    if "+" in topic or "#" in topic:
-        raise ConfigError(f"{flag} {url}: '+' and '#' are subscription wildcards, not allowed in a publish topic")
     qos = 0
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == "qos" and value in ("0", "1", "2"):
