@@ -21,6 +21,10 @@ OPTIONAL = [
     "filterpy",
     "onnxslim",
     "onnxscript",
+    "av",
+    "pymavlink",
+    "paho",
+    "serial",
 ]
 
 
