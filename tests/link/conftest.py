@@ -146,7 +146,9 @@ def receiver() -> Iterator[type[Receiver]]:
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A mosquitto broker on a free loopback port (Debian's mosquitto package); yields (host, port)."""
-    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    exe = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
     if exe is None:
         pytest.skip("mosquitto not installed: apt install mosquitto")
     port = free_port(socket.SOCK_STREAM)

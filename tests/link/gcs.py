@@ -13,7 +13,7 @@ from typing import Any
 
 os.environ.setdefault("MAVLINK20", "1")  # before mavutil picks its protocol version
 
-from pymavlink import mavutil  # noqa: E402
+from pymavlink import mavutil
 
 GCS_SYSID = 255
 GCS_COMPID = 190  # MAV_COMP_ID_MISSIONPLANNER
@@ -54,7 +54,9 @@ class GroundStation:
         with self._lock:
             return [(t, m) for t, m in self.received if t >= since and m.get_type() == kind]
 
-    def wait(self, kind: str, since: float = 0.0, timeout_s: float = 5.0, where: Any = None) -> tuple[float, Any]:
+    def wait(
+        self, kind: str, since: float = 0.0, timeout_s: float = 5.0, where: Any = None
+    ) -> tuple[float, Any]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for t, m in self.messages(kind, since):

@@ -3,6 +3,7 @@
     /usr/bin/python3 tests/link/gst_receiver.py rtp PORT      # udpsrc, RTP/H.264 caps, rtph264depay
     /usr/bin/python3 tests/link/gst_receiver.py ts PORT       # udpsrc, MPEG-TS, tsdemux
     /usr/bin/python3 tests/link/gst_receiver.py srt PORT      # srtsrc listener, MPEG-TS, tsdemux
+    ... rtp PORT 1                                             # optional: avdec_h264 max-threads (0 = auto)
 
 Every path ends in h264parse ! avdec_h264 (gstreamer1.0-libav) ! grey appsink. For each decoded frame it
 prints one line: `FRAME <time.monotonic()> <width> <height> <code>`, where code is the frame counter that
@@ -25,9 +26,10 @@ BLOCK = 16
 X0 = 8
 Y0 = 40
 
-_DECODE = "h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink emit-signals=true sync=false max-buffers=1000"
+_DECODE = "h264parse ! avdec_h264 max-threads={threads} ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink emit-signals=true sync=false max-buffers=1000"
 PIPELINES = {
-    "rtp": "udpsrc port={port} buffer-size=4194304 caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96\" ! rtph264depay ! " + _DECODE,
+    "rtp": 'udpsrc port={port} buffer-size=4194304 caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96" ! rtph264depay ! '
+    + _DECODE,
     "ts": "udpsrc port={port} buffer-size=4194304 ! tsdemux ! " + _DECODE,
     "srt": "srtsrc uri=srt://127.0.0.1:{port}?mode=listener latency=120 ! tsdemux ! " + _DECODE,
 }
@@ -53,7 +55,10 @@ def main() -> int:
 
     Gst.init(None)
     mode, port = sys.argv[1], int(sys.argv[2])
-    pipeline = Gst.parse_launch(PIPELINES[mode].format(port=port))
+    # avdec_h264's default (auto) threading decodes several frames in parallel, which holds each frame back by
+    # up to a frame per thread; 1 thread is what a latency-minded ground station would use.
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    pipeline = Gst.parse_launch(PIPELINES[mode].format(port=port, threads=threads))
     sink = pipeline.get_by_name("sink")
     out_lock = threading.Lock()
 

@@ -12,16 +12,16 @@ import time
 
 import numpy as np
 import pytest
+from tests.link.conftest import free_port
 
 from edgedet.errors import ConfigError
 from edgedet.link.mavlink import MavlinkCamera, MavlinkConfig, StreamDescription
 from edgedet.link.target import TargetSelector
 from edgedet.link.urls import parse_mavlink_address, parse_stream_url
 from edgedet.types import Detections, Frame, FrameResult
-from tests.link.conftest import free_port
 
 pytest.importorskip("pymavlink", reason="pymavlink not installed: pip install 'edgedet[link]'")
-from tests.link.gcs import GroundStation  # noqa: E402
+from tests.link.gcs import GroundStation
 
 HW = (384, 640)
 # two tracks: id 7 a car at (100..160, 200..230), id 9 a truck at (400..480, 50..100)
@@ -53,28 +53,42 @@ def link():
 
 
 def test_heartbeat_identifies_a_camera_component(link) -> None:
-    camera, gcs = link
+    _camera, gcs = link
     _, hb = gcs.wait("HEARTBEAT", where=lambda m: m.get_srcComponent() == 100)
     assert hb.type == gcs.d.MAV_TYPE_CAMERA and hb.get_srcSystem() == 1
     assert hb.autopilot == gcs.d.MAV_AUTOPILOT_INVALID
 
 
 def test_camera_and_video_stream_information_on_request(link) -> None:
-    camera, gcs = link
+    _camera, gcs = link
     d = gcs.d
     gcs.wait("HEARTBEAT")
     t = time.monotonic()
     assert gcs.request_message(d.MAVLINK_MSG_ID_CAMERA_INFORMATION) == d.MAV_RESULT_ACCEPTED
     _, info = gcs.wait("CAMERA_INFORMATION", since=t)
-    want = d.CAMERA_CAP_FLAGS_HAS_TRACKING_POINT | d.CAMERA_CAP_FLAGS_HAS_TRACKING_RECTANGLE | d.CAMERA_CAP_FLAGS_HAS_VIDEO_STREAM
+    want = (
+        d.CAMERA_CAP_FLAGS_HAS_TRACKING_POINT
+        | d.CAMERA_CAP_FLAGS_HAS_TRACKING_RECTANGLE
+        | d.CAMERA_CAP_FLAGS_HAS_VIDEO_STREAM
+    )
     assert info.flags & want == want
     assert (info.resolution_h, info.resolution_v) == (640, 384)
     assert bytes(info.vendor_name).rstrip(b"\0") == b"edgedet"
     t = time.monotonic()
     assert gcs.request_message(d.MAVLINK_MSG_ID_VIDEO_STREAM_INFORMATION) == d.MAV_RESULT_ACCEPTED
     _, vs = gcs.wait("VIDEO_STREAM_INFORMATION", since=t)
-    assert vs.type == d.VIDEO_STREAM_TYPE_RTPUDP and vs.uri == "5600" and vs.encoding == d.VIDEO_STREAM_ENCODING_H264
-    assert (vs.stream_id, vs.count, vs.resolution_h, vs.resolution_v, vs.bitrate) == (1, 1, 640, 384, 2_000_000)
+    assert (
+        vs.type == d.VIDEO_STREAM_TYPE_RTPUDP
+        and vs.uri == "5600"
+        and vs.encoding == d.VIDEO_STREAM_ENCODING_H264
+    )
+    assert (vs.stream_id, vs.count, vs.resolution_h, vs.resolution_v, vs.bitrate) == (
+        1,
+        1,
+        640,
+        384,
+        2_000_000,
+    )
     # the older commands QGroundControl falls back to
     t = time.monotonic()
     assert gcs.command(d.MAV_CMD_REQUEST_CAMERA_INFORMATION, 1)[2] == d.MAV_RESULT_ACCEPTED
@@ -109,8 +123,12 @@ def test_track_point_and_rectangle_failures_are_acked_not_raised(link) -> None:
     camera, gcs = link
     d = gcs.d
     gcs.wait("HEARTBEAT")
-    assert gcs.command(d.MAV_CMD_CAMERA_TRACK_POINT, 0.9, 0.9, 0.01)[2] == d.MAV_RESULT_FAILED  # nothing there
-    assert gcs.command(d.MAV_CMD_CAMERA_TRACK_POINT, 1.5, 0.5, 0.01)[2] == d.MAV_RESULT_DENIED  # off the image
+    assert (
+        gcs.command(d.MAV_CMD_CAMERA_TRACK_POINT, 0.9, 0.9, 0.01)[2] == d.MAV_RESULT_FAILED
+    )  # nothing there
+    assert (
+        gcs.command(d.MAV_CMD_CAMERA_TRACK_POINT, 1.5, 0.5, 0.01)[2] == d.MAV_RESULT_DENIED
+    )  # off the image
     assert gcs.command(d.MAV_CMD_CAMERA_TRACK_POINT, math.nan, 0.5, 0.01)[2] == d.MAV_RESULT_DENIED
     assert gcs.command(d.MAV_CMD_CAMERA_TRACK_RECTANGLE, 0.0, 0.9, 0.1, 1.0)[2] == d.MAV_RESULT_FAILED
     assert camera.selector.status().state == "idle"
@@ -129,7 +147,11 @@ def test_lost_target_reports_error_and_stop_tracking_ends_the_messages(link) -> 
     for i in range(1, 20):
         camera.selector.observe(result(i, ids=(7,)))
     t = time.monotonic()
-    _, st = gcs.wait("CAMERA_TRACKING_IMAGE_STATUS", since=t, where=lambda m: m.tracking_status == d.CAMERA_TRACKING_STATUS_FLAGS_ERROR)
+    _, st = gcs.wait(
+        "CAMERA_TRACKING_IMAGE_STATUS",
+        since=t,
+        where=lambda m: m.tracking_status == d.CAMERA_TRACKING_STATUS_FLAGS_ERROR,
+    )
     assert st.rec_top_x == pytest.approx(400 / 640)  # where it was last seen
     assert camera.selector.selected_track_id == -1  # no highlight for a lost target
     _, _, res = gcs.command(d.MAV_CMD_CAMERA_STOP_TRACKING)
@@ -148,12 +170,14 @@ def test_coasting_while_the_track_is_briefly_missing(link) -> None:
     camera.selector.observe(result(1, ids=(9,)))  # one frame without the car (33 ms < lost_after_s)
     t = time.monotonic()
     _, st = gcs.wait("CAMERA_TRACKING_IMAGE_STATUS", since=t)
-    assert st.tracking_status == d.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE | d.CAMERA_TRACKING_STATUS_FLAGS_COASTING
+    assert (
+        st.tracking_status == d.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE | d.CAMERA_TRACKING_STATUS_FLAGS_COASTING
+    )
     assert camera.selector.selected_track_id == 7
 
 
 def test_set_message_interval_changes_the_status_rate(link) -> None:
-    camera, gcs = link
+    _camera, gcs = link
     d = gcs.d
     gcs.wait("HEARTBEAT")
     status_id = d.MAVLINK_MSG_ID_CAMERA_TRACKING_IMAGE_STATUS
@@ -172,7 +196,10 @@ def test_set_message_interval_changes_the_status_rate(link) -> None:
     t = time.monotonic()
     time.sleep(0.4)
     assert gcs.messages("CAMERA_TRACKING_IMAGE_STATUS", since=t) == []
-    assert gcs.command(d.MAV_CMD_SET_MESSAGE_INTERVAL, d.MAVLINK_MSG_ID_ATTITUDE, 1000)[2] == d.MAV_RESULT_UNSUPPORTED
+    assert (
+        gcs.command(d.MAV_CMD_SET_MESSAGE_INTERVAL, d.MAVLINK_MSG_ID_ATTITUDE, 1000)[2]
+        == d.MAV_RESULT_UNSUPPORTED
+    )
     assert gcs.command(d.MAV_CMD_SET_MESSAGE_INTERVAL, status_id, -5)[2] == d.MAV_RESULT_DENIED
 
 
@@ -182,10 +209,18 @@ def test_vehicle_attitude_position_and_gimbal_are_kept_with_their_times(link) ->
     gcs.wait("HEARTBEAT")
     t0 = time.monotonic()
     gcs.send_as(1, 1, d.MAVLink_attitude_message(1234, 0.1, -0.2, 1.5, 0.01, 0.02, 0.03))
-    gcs.send_as(1, 1, d.MAVLink_global_position_int_message(1240, 473977420, 85455940, 488000, 42000, 150, -20, 5, 9000))
+    gcs.send_as(
+        1,
+        1,
+        d.MAVLink_global_position_int_message(1240, 473977420, 85455940, 488000, 42000, 150, -20, 5, 9000),
+    )
     half = math.radians(-40.0) / 2
     q = (math.cos(half), 0.0, math.sin(half), 0.0)  # pitch -40 degrees (looking down)
-    gcs.send_as(1, 154, d.MAVLink_gimbal_device_attitude_status_message(0, 0, 1250, 0, q, 0, 0, 0, 0, math.nan, math.nan, 0))
+    gcs.send_as(
+        1,
+        154,
+        d.MAVLink_gimbal_device_attitude_status_message(0, 0, 1250, 0, q, 0, 0, 0, 0, math.nan, math.nan, 0),
+    )
     gcs.send_as(2, 1, d.MAVLink_attitude_message(99, 3.0, 3.0, 3.0, 0, 0, 0))  # another vehicle: ignored
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
@@ -197,8 +232,12 @@ def test_vehicle_attitude_position_and_gimbal_are_kept_with_their_times(link) ->
     assert snap.attitude is not None and snap.position is not None and snap.gimbal is not None
     a, p, g = snap.attitude, snap.position, snap.gimbal
     assert (a.roll_rad, a.pitch_rad, a.yaw_rad, a.time_boot_ms) == pytest.approx((0.1, -0.2, 1.5, 1234))
-    assert (p.lat_deg, p.lon_deg, p.alt_msl_m, p.alt_rel_m) == pytest.approx((47.397742, 8.545594, 488.0, 42.0))
-    assert (p.vn_m_s, p.ve_m_s, p.vd_m_s, math.degrees(p.heading_rad)) == pytest.approx((1.5, -0.2, 0.05, 90.0))
+    assert (p.lat_deg, p.lon_deg, p.alt_msl_m, p.alt_rel_m) == pytest.approx(
+        (47.397742, 8.545594, 488.0, 42.0)
+    )
+    assert (p.vn_m_s, p.ve_m_s, p.vd_m_s, math.degrees(p.heading_rad)) == pytest.approx(
+        (1.5, -0.2, 0.05, 90.0)
+    )
     assert math.degrees(g.pitch_rad) == pytest.approx(-40.0, abs=1e-4) and g.frame == "vehicle"
     assert all(t0 <= x.received_s <= time.monotonic() for x in (a, p, g))
 
@@ -225,7 +264,9 @@ def test_fuzzed_garbage_and_malformed_commands_never_stop_the_component(link) ->
             buf = d.MAVLink_command_long_message(1, 100, rng.choice(cmds), 0, *[0.0] * 7).pack(gcs.conn.mav)
             gcs.conn.write(buf[: rng.randint(1, len(buf) - 1)] + os.urandom(rng.randint(0, 20)))
         elif kind == 2:  # a well-formed command with nonsense parameters
-            gcs.conn.mav.command_long_send(1, 100, rng.choice(cmds), rng.randint(0, 255), *[rng.choice(weird) for _ in range(7)])
+            gcs.conn.mav.command_long_send(
+                1, 100, rng.choice(cmds), rng.randint(0, 255), *[rng.choice(weird) for _ in range(7)]
+            )
         else:  # bit flips (CRC errors)
             buf = bytearray(d.MAVLink_heartbeat_message(6, 8, 0, 0, 4, 3).pack(gcs.conn.mav))
             buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
@@ -248,8 +289,12 @@ def test_commands_for_other_components_are_left_alone(link) -> None:
     d = gcs.d
     gcs.wait("HEARTBEAT")
     t = time.monotonic()
-    gcs.conn.mav.command_long_send(1, 1, d.MAV_CMD_CAMERA_TRACK_POINT, 0, 0.2, 0.55, 0.05, 0, 0, 0, 0)  # autopilot's
-    gcs.conn.mav.command_long_send(2, 100, d.MAV_CMD_CAMERA_TRACK_POINT, 0, 0.2, 0.55, 0.05, 0, 0, 0, 0)  # other system
+    gcs.conn.mav.command_long_send(
+        1, 1, d.MAV_CMD_CAMERA_TRACK_POINT, 0, 0.2, 0.55, 0.05, 0, 0, 0, 0
+    )  # autopilot's
+    gcs.conn.mav.command_long_send(
+        2, 100, d.MAV_CMD_CAMERA_TRACK_POINT, 0, 0.2, 0.55, 0.05, 0, 0, 0, 0
+    )  # other system
     time.sleep(0.5)
     assert gcs.messages("COMMAND_ACK", since=t) == []
     assert camera.selector.status().state == "idle"
@@ -346,7 +391,11 @@ def test_mavlink_addresses(text: str, kind: str, host: str, port: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("udpout:127.0.0.1", "HOST:PORT"), ("serial:/dev/x", "not a MAVLink connection"), ("tcp:h:70000", "port 70000")],
+    [
+        ("udpout:127.0.0.1", "HOST:PORT"),
+        ("serial:/dev/x", "not a MAVLink connection"),
+        ("tcp:h:70000", "port 70000"),
+    ],
 )
 def test_bad_mavlink_addresses(text: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):

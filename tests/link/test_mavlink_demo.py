@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from tests.link.conftest import free_port
 
 from edgedet.config import RunConfig
 from edgedet.link.mavlink import MavlinkCamera, MavlinkConfig, MavlinkSink, StreamDescription
@@ -20,10 +21,9 @@ from edgedet.link.urls import parse_stream_url
 from edgedet.link.video import StreamOptions
 from edgedet.pipeline import build_pipeline
 from edgedet.types import Frame, FrameResult
-from tests.link.conftest import free_port
 
 pytest.importorskip("pymavlink", reason="pymavlink not installed: pip install 'edgedet[link]'")
-from tests.link.gcs import GroundStation  # noqa: E402
+from tests.link.gcs import GroundStation
 
 # Demo flight seed 0, split "demo": track 248 (a truck, ~61x26 px) is in view and scored from frame 0 to 185.
 TRUCK = 248
@@ -99,7 +99,13 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
     pipeline.source.close()
     source = GtSource(FRAMES)
     pipeline.source = source
-    stream = StreamSink(stream_url, StreamOptions(encoder="pyav"), fps=30, class_names=("car", "truck", "person"), selector=selector)
+    stream = StreamSink(
+        stream_url,
+        StreamOptions(encoder="pyav"),
+        fps=30,
+        class_names=("car", "truck", "person"),
+        selector=selector,
+    )
     pipeline.sinks = [MavlinkSink(camera.start()), stream]
     summary: list[object] = []
     runner = threading.Thread(target=lambda: summary.append(pipeline.run()), daemon=True)
@@ -136,7 +142,9 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
         assert gcs.messages("CAMERA_TRACKING_IMAGE_STATUS", since=t_quiet) == []  # STOP_TRACKING ended them
         runner.join(60)
         assert not runner.is_alive()
-        statuses = [(t, m) for t, m in gcs.messages("CAMERA_TRACKING_IMAGE_STATUS", since=t_sent) if t < t_stop]
+        statuses = [
+            (t, m) for t, m in gcs.messages("CAMERA_TRACKING_IMAGE_STATUS", since=t_sent) if t < t_stop
+        ]
         active_checked = 0
         lost_seen_at = None
         for t, st in statuses:
@@ -147,10 +155,19 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
                 # the status may have left just before the next frame was observed), 3 px of slack
                 cx = (st.rec_top_x + st.rec_bottom_x) / 2 * 640
                 cy = (st.rec_top_y + st.rec_bottom_y) / 2 * 384
-                boxes = [b for b in (truck_box(source.gt.get(k, np.zeros((0, 9)))) for k in (frame, frame - 1)) if b]
+                boxes = [
+                    b
+                    for b in (truck_box(source.gt.get(k, np.zeros((0, 9)))) for k in (frame, frame - 1))
+                    if b
+                ]
                 if frame <= 183:
                     assert boxes, (frame, st)
-                    assert any(b[0] - 3 <= cx <= b[2] + 3 and b[1] - 3 <= cy <= b[3] + 3 for b in boxes), (frame, cx, cy, boxes)
+                    assert any(b[0] - 3 <= cx <= b[2] + 3 and b[1] - 3 <= cy <= b[3] + 3 for b in boxes), (
+                        frame,
+                        cx,
+                        cy,
+                        boxes,
+                    )
                     active_checked += 1
             elif st.tracking_status == d.CAMERA_TRACKING_STATUS_FLAGS_ERROR and lost_seen_at is None:
                 lost_seen_at = frame

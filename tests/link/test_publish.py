@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 import pytest
+from tests.link.conftest import free_port
 
 from edgedet.errors import ConfigError
 from edgedet.link.publish import MqttPublisher, UdpPublisher, frame_message
 from edgedet.link.target import TargetSelector
 from edgedet.link.urls import parse_publish_url
 from edgedet.types import Detections, Frame, FrameResult
-from tests.link.conftest import free_port
 
 NAMES = ("car", "truck", "person")
 
@@ -23,7 +23,9 @@ NAMES = ("car", "truck", "person")
 def result(index: int, n: int = 3) -> FrameResult:
     xyxy = np.array([[10 * i + index, 20.0, 10 * i + index + 30.5, 60.25] for i in range(n)], np.float32)
     dets = Detections(xyxy, np.linspace(0.5, 0.9, n), np.arange(n) % 3, np.arange(n) + 100)
-    return FrameResult(Frame(np.zeros((384, 640, 3), np.uint8), index, index / 30.0), dets, detector_ran=index % 2 == 0)
+    return FrameResult(
+        Frame(np.zeros((384, 640, 3), np.uint8), index, index / 30.0), dets, detector_ran=index % 2 == 0
+    )
 
 
 def test_frame_message_holds_every_track_and_the_selected_target() -> None:
@@ -34,14 +36,27 @@ def test_frame_message_holds_every_track_and_the_selected_target() -> None:
     msg = frame_message(r, NAMES, sel)
     assert msg["frame"] == 4 and msg["time_s"] == pytest.approx(4 / 30, abs=1e-6)
     assert (msg["width"], msg["height"], msg["detector_ran"]) == (640, 384, True)
-    assert msg["tracks"][1] == {"id": 101, "class_id": 1, "class": "truck", "score": 0.7, "xyxy": [14.0, 20.0, 44.5, 60.2]}
-    assert msg["target"]["id"] == 100 and msg["target"]["state"] == "active" and msg["target"]["mode"] == "point"
+    assert msg["tracks"][1] == {
+        "id": 101,
+        "class_id": 1,
+        "class": "truck",
+        "score": 0.7,
+        "xyxy": [14.0, 20.0, 44.5, 60.2],
+    }
+    assert (
+        msg["target"]["id"] == 100 and msg["target"]["state"] == "active" and msg["target"]["mode"] == "point"
+    )
     assert msg["target"]["box_norm"] == pytest.approx([4 / 640, 20 / 384, 34.5 / 640, 60.25 / 384], abs=1e-5)
-    assert frame_message(result(5, n=0), NAMES)["tracks"] == [] and frame_message(result(5), NAMES)["target"] is None
+    assert (
+        frame_message(result(5, n=0), NAMES)["tracks"] == []
+        and frame_message(result(5), NAMES)["target"] is None
+    )
 
 
 def test_mqtt_every_frame_reaches_a_subscriber_through_mosquitto(mosquitto) -> None:
-    paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgedet[link]'")
+    paho = pytest.importorskip(
+        "paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgedet[link]'"
+    )
     host, port = mosquitto
     got: list[dict] = []
     subscribed = threading.Event()

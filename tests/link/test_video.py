@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.link.conftest import free_port
+from tests.link.framecode import read_stamp, stamp
 
 from edgedet.errors import ConfigError, SinkError
 from edgedet.link.urls import parse_stream_url
@@ -24,8 +26,6 @@ from edgedet.link.video import (
     sdp_text,
     write_sdp,
 )
-from tests.link.conftest import free_port
-from tests.link.framecode import read_stamp, stamp
 
 pytest.importorskip("av", reason="PyAV not installed: pip install 'edgedet[link]'")
 
@@ -87,7 +87,7 @@ def test_pyav_reads_the_rtp_stream_through_the_written_sdp(tmp_path: Path) -> No
     port = free_port(even=True)
     url = parse_stream_url(f"rtp://127.0.0.1:{port}")
     sdp = write_sdp(url, tmp_path / "run" / "stream.sdp")
-    assert "m=video %d RTP/AVP 96" % port in sdp.read_text() and "a=rtpmap:96 H264/90000" in sdp.read_text()
+    assert f"m=video {port} RTP/AVP 96" in sdp.read_text() and "a=rtpmap:96 H264/90000" in sdp.read_text()
     decoded: list[tuple[int, int]] = []
     opened = threading.Event()
 
@@ -128,7 +128,9 @@ def test_pyav_reads_mpegts_over_udp_and_downscale_applies() -> None:
     t = threading.Thread(target=read, daemon=True)
     t.start()
     time.sleep(0.5)
-    streamer = VideoStreamer(f"udp://127.0.0.1:{port}", StreamOptions(encoder="pyav", keyint_s=0.5, width=320), fps=30)
+    streamer = VideoStreamer(
+        f"udp://127.0.0.1:{port}", StreamOptions(encoder="pyav", keyint_s=0.5, width=320), fps=30
+    )
     send(streamer, frames(60))
     streamer.close()
     t.join(15)
@@ -330,10 +332,13 @@ def test_jetson_pipeline_tail_runs_in_real_gstreamer_with_x264_in_place_of_the_h
         pytest.skip("gst-launch-1.0 not installed (gstreamer1.0-tools)")
     port = free_port(even=True)
     rx = receiver(mode, port).start()
-    text = gst_pipeline(parse_stream_url(f"{scheme}://127.0.0.1:{port}"), "x264enc tune=zerolatency key-int-max=10")
+    text = gst_pipeline(
+        parse_stream_url(f"{scheme}://127.0.0.1:{port}"), "x264enc tune=zerolatency key-int-max=10"
+    )
     assert text.startswith("appsrc ")
     text = text.replace(
-        "appsrc is-live=true do-timestamp=true", "videotestsrc num-buffers=60 is-live=true ! video/x-raw,width=320,height=240,framerate=30/1"
+        "appsrc is-live=true do-timestamp=true",
+        "videotestsrc num-buffers=60 is-live=true ! video/x-raw,width=320,height=240,framerate=30/1",
     )
     out = subprocess.run([exe, "-q", *text.split()], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr[-1000:]

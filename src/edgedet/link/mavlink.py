@@ -90,7 +90,9 @@ class MavlinkConfig:
 
     def validate(self) -> MavlinkAddress:
         if not 1 <= self.system_id <= 255:
-            raise ConfigError(f"--mavlink-sysid {self.system_id} must be in 1..255 (normally the vehicle's, 1)")
+            raise ConfigError(
+                f"--mavlink-sysid {self.system_id} must be in 1..255 (normally the vehicle's, 1)"
+            )
         if not 1 <= self.component_id <= 255:
             raise ConfigError(f"--mavlink-compid {self.component_id} must be in 1..255 (camera: 100)")
         if not (math.isfinite(self.status_hz) and 0 < self.status_hz <= MAX_STATUS_HZ):
@@ -164,7 +166,9 @@ class MavlinkCamera:
         self.vehicle = vehicle or VehicleState()
         self.streams = tuple(streams)
         self.camera_fps = float(camera_fps)
-        self._tx_mav = self._dialect.MAVLink(None, srcSystem=config.system_id, srcComponent=config.component_id)
+        self._tx_mav = self._dialect.MAVLink(
+            None, srcSystem=config.system_id, srcComponent=config.component_id
+        )
         self._rx_mav = self._new_parser()
         self._stats = MavlinkStats()
         self._stats_lock = threading.Lock()
@@ -225,7 +229,9 @@ class MavlinkCamera:
         return int((time.monotonic() - self._t_boot) * 1000) & 0xFFFFFFFF
 
     def _new_parser(self) -> Any:
-        mav = self._dialect.MAVLink(None, srcSystem=self.config.system_id, srcComponent=self.config.component_id)
+        mav = self._dialect.MAVLink(
+            None, srcSystem=self.config.system_id, srcComponent=self.config.component_id
+        )
         mav.robust_parsing = True  # garbage becomes BAD_DATA messages instead of exceptions
         return mav
 
@@ -252,14 +258,22 @@ class MavlinkCamera:
 
     def _heartbeat(self) -> None:
         d = self._dialect
-        if self.send(d.MAVLink_heartbeat_message(d.MAV_TYPE_CAMERA, d.MAV_AUTOPILOT_INVALID, 0, 0, d.MAV_STATE_ACTIVE, 3)):
+        if self.send(
+            d.MAVLink_heartbeat_message(
+                d.MAV_TYPE_CAMERA, d.MAV_AUTOPILOT_INVALID, 0, 0, d.MAV_STATE_ACTIVE, 3
+            )
+        ):
             self._count("heartbeats_sent")
 
     def _ack(self, msg: Any, command: int, result: int) -> None:
         name = _RESULT_NAMES.get(result, str(result))
         with self._stats_lock:
             self._stats.acks[name] = self._stats.acks.get(name, 0) + 1
-        self.send(self._dialect.MAVLink_command_ack_message(command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()))
+        self.send(
+            self._dialect.MAVLink_command_ack_message(
+                command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()
+            )
+        )
 
     def _frame_size(self) -> tuple[int, int]:
         st = self.selector.frame_hw()
@@ -305,11 +319,16 @@ class MavlinkCamera:
         if st.state == LOST:
             flags = d.CAMERA_TRACKING_STATUS_FLAGS_ERROR
         else:
-            flags = d.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE | (d.CAMERA_TRACKING_STATUS_FLAGS_COASTING if st.coasting else 0)
-        mode = {MODE_POINT: d.CAMERA_TRACKING_MODE_POINT, MODE_RECTANGLE: d.CAMERA_TRACKING_MODE_RECTANGLE}.get(
-            st.mode, d.CAMERA_TRACKING_MODE_NONE
+            flags = d.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE | (
+                d.CAMERA_TRACKING_STATUS_FLAGS_COASTING if st.coasting else 0
+            )
+        mode = {
+            MODE_POINT: d.CAMERA_TRACKING_MODE_POINT,
+            MODE_RECTANGLE: d.CAMERA_TRACKING_MODE_RECTANGLE,
+        }.get(st.mode, d.CAMERA_TRACKING_MODE_NONE)
+        target_data = d.CAMERA_TRACKING_TARGET_DATA_IN_STATUS | (
+            d.CAMERA_TRACKING_TARGET_DATA_RENDERED if self.streams else 0
         )
-        target_data = d.CAMERA_TRACKING_TARGET_DATA_IN_STATUS | (d.CAMERA_TRACKING_TARGET_DATA_RENDERED if self.streams else 0)
         x1, y1, x2, y2 = st.box_norm
         h, w = st.frame_hw
         # radius: half the box's larger side, as a fraction of the image width (MAVLink's unit for it)
@@ -359,7 +378,9 @@ class MavlinkCamera:
         with self._send_lock:
             self._transport = transport
         self._broken.clear()
-        self._rx_mav = self._new_parser()  # a half-parsed packet from the old link must not merge with new bytes
+        self._rx_mav = (
+            self._new_parser()
+        )  # a half-parsed packet from the old link must not merge with new bytes
         self._count("link_opens")
         if self._warned_down:
             logger.info("--mavlink %s: link open again", self.config.connection)
@@ -429,7 +450,10 @@ class MavlinkCamera:
         kind = msg.get_type()
         if kind in ("COMMAND_LONG", "COMMAND_INT"):
             self._command(msg)
-        elif msg.get_srcSystem() == self.config.system_id and msg.get_srcComponent() != self.config.component_id:
+        elif (
+            msg.get_srcSystem() == self.config.system_id
+            and msg.get_srcComponent() != self.config.component_id
+        ):
             self._vehicle_message(kind, msg)
 
     def _command(self, msg: Any) -> None:
@@ -573,7 +597,9 @@ class MavlinkCamera:
         elif kind == "MOUNT_STATUS":
             # ArduPilot: pointing_a pitch, pointing_b roll, pointing_c yaw, centidegrees
             p_, r, y = (math.radians(v / 100.0) for v in (msg.pointing_a, msg.pointing_b, msg.pointing_c))
-            self.vehicle.update_gimbal(GimbalAttitude(euler_to_quaternion(r, p_, y), r, p_, y, "vehicle", kind, 0, now))
+            self.vehicle.update_gimbal(
+                GimbalAttitude(euler_to_quaternion(r, p_, y), r, p_, y, "vehicle", kind, 0, now)
+            )
 
 
 class MavlinkSink(Sink):

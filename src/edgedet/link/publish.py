@@ -45,7 +45,11 @@ def frame_message(
     h, w = result.frame.hw
     tracks = []
     for (x1, y1, x2, y2), score, cls, tid in zip(
-        dets.xyxy.tolist(), dets.confidence.tolist(), dets.class_id.tolist(), dets.track_id.tolist(), strict=True
+        dets.xyxy.tolist(),
+        dets.confidence.tolist(),
+        dets.class_id.tolist(),
+        dets.track_id.tolist(),
+        strict=True,
     ):
         tracks.append(
             {
@@ -105,7 +109,9 @@ class _QueuedPublisher(Sink):
         self._thread: threading.Thread | None = None
 
     def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"edgedet-publish-{self.url.scheme}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"edgedet-publish-{self.url.scheme}", daemon=True
+        )
         self._thread.start()
 
     def describe(self) -> str:
@@ -193,7 +199,9 @@ class UdpPublisher(_QueuedPublisher):
         try:
             infos = socket.getaddrinfo(parsed.host, parsed.port, type=socket.SOCK_DGRAM)
         except OSError as exc:
-            raise SinkError(f"--publish {parsed.url}: cannot resolve {parsed.host} ({exc}): check the host name") from exc
+            raise SinkError(
+                f"--publish {parsed.url}: cannot resolve {parsed.host} ({exc}): check the host name"
+            ) from exc
         family, _type, _proto, _canon, addr = infos[0]
         self._addr: Any = addr
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -204,8 +212,12 @@ class UdpPublisher(_QueuedPublisher):
     def _send(self, payload: bytes) -> bool:
         if len(payload) > _UDP_MAX_BYTES:
             if not self._warned_size:
-                logger.warning("--publish %s: a frame's message is %d bytes, over UDP's limit; such frames are dropped "
-                               "(use --publish mqtt://... for crowded scenes)", self.url.url, len(payload))
+                logger.warning(
+                    "--publish %s: a frame's message is %d bytes, over UDP's limit; such frames are dropped "
+                    "(use --publish mqtt://... for crowded scenes)",
+                    self.url.url,
+                    len(payload),
+                )
                 self._warned_size = True
             return False
         try:
@@ -268,11 +280,16 @@ class MqttPublisher(_QueuedPublisher):
         else:
             logger.warning("--publish %s: the broker refused the connection: %s", self.url.url, reason_code)
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         if self._connected.is_set():
             self.disconnects += 1
-            logger.warning("--publish %s: lost the broker (%s); reconnecting, messages meanwhile are dropped",
-                           self.url.url, reason_code)
+            logger.warning(
+                "--publish %s: lost the broker (%s); reconnecting, messages meanwhile are dropped",
+                self.url.url,
+                reason_code,
+            )
         self._connected.clear()
 
     def wait_connected(self, timeout_s: float) -> bool:

@@ -59,7 +59,16 @@ def draw_target(image: npt.NDArray[np.uint8], detections: Detections, track_id: 
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, t // 2))
     ty = y2 + th + base + 4 if y2 + th + base + 4 < image.shape[0] else max(y1 - 4, th)
     cv2.rectangle(image, (x1, ty - th - base), (x1 + tw + 4, ty + 2), _TARGET_COLOUR, -1)
-    cv2.putText(image, text, (x1 + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, t // 2), cv2.LINE_AA)
+    cv2.putText(
+        image,
+        text,
+        (x1 + 2, ty - 2),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        max(1, t // 2),
+        cv2.LINE_AA,
+    )
     return image
 
 

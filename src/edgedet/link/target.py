@@ -107,15 +107,29 @@ class TargetSelector:
             if hit.size:
                 self._last_seen_time_s = seen.time_s
                 self._status = TargetStatus(
-                    ACTIVE, st.mode, st.track_id, _norm(seen.xyxy[hit[0]], seen.hw), seen.index, seen.time_s,
-                    seen.wall_s, False, seen.hw,
+                    ACTIVE,
+                    st.mode,
+                    st.track_id,
+                    _norm(seen.xyxy[hit[0]], seen.hw),
+                    seen.index,
+                    seen.time_s,
+                    seen.wall_s,
+                    False,
+                    seen.hw,
                 )
             else:
                 # Keep the last box so the ground station sees where the target was when it went missing.
                 lost = seen.time_s - self._last_seen_time_s > self.lost_after_s
                 self._status = TargetStatus(
-                    LOST if lost else ACTIVE, st.mode, st.track_id, st.box_norm, seen.index, seen.time_s,
-                    seen.wall_s, not lost, st.frame_hw,
+                    LOST if lost else ACTIVE,
+                    st.mode,
+                    st.track_id,
+                    st.box_norm,
+                    seen.index,
+                    seen.time_s,
+                    seen.wall_s,
+                    not lost,
+                    st.frame_hw,
                 )
 
     # --- commands from the ground station -------------------------------------------------------------------
@@ -150,7 +164,12 @@ class TargetSelector:
     def select_rectangle(self, x1: float, y1: float, x2: float, y2: float) -> TargetStatus:
         """Select the track whose box best overlaps the rectangle (corners in 0..1, any order; IoU, then
         overlap area). Raises SelectionError when no track overlaps it."""
-        for name, v in (("top-left x", x1), ("top-left y", y1), ("bottom-right x", x2), ("bottom-right y", y2)):
+        for name, v in (
+            ("top-left x", x1),
+            ("top-left y", y1),
+            ("bottom-right x", x2),
+            ("bottom-right y", y2),
+        ):
             _check_unit(name, v)
         with self._lock:
             seen = self._require_tracks()
@@ -204,8 +223,15 @@ class TargetSelector:
     def _select(self, seen: _Seen, row: int, mode: str) -> TargetStatus:
         self._last_seen_time_s = seen.time_s
         self._status = TargetStatus(
-            ACTIVE, mode, int(seen.ids[row]), _norm(seen.xyxy[row], seen.hw), seen.index, seen.time_s, seen.wall_s,
-            False, seen.hw,
+            ACTIVE,
+            mode,
+            int(seen.ids[row]),
+            _norm(seen.xyxy[row], seen.hw),
+            seen.index,
+            seen.time_s,
+            seen.wall_s,
+            False,
+            seen.hw,
         )
         return self._status
 

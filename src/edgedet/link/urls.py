@@ -110,7 +110,9 @@ def parse_stream_url(url: str) -> StreamUrl:
     port_num = _port(port, None, url, flag, STREAM_USAGE)
     if scheme == "rtp" and port_num % 2:
         # RTP takes the even port and RTCP the odd one above it; receivers (QGroundControl: 5600) listen on even.
-        raise ConfigError(f"{flag} {url}: RTP uses an even port (RTCP takes the next one): use e.g. port 5600")
+        raise ConfigError(
+            f"{flag} {url}: RTP uses an even port (RTCP takes the next one): use e.g. port 5600"
+        )
     return StreamUrl(url.strip(), scheme, host, port_num)
 
 
@@ -126,9 +128,13 @@ def parse_publish_url(url: str) -> PublishUrl:
         return PublishUrl(url.strip(), scheme, host, _port(port, None, url, flag, PUBLISH_USAGE))
     topic = path.lstrip("/")
     if "#" in url or "+" in topic:  # urlsplit would take '#...' as a fragment and silently cut the topic
-        raise ConfigError(f"{flag} {url}: '+' and '#' are subscription wildcards, not allowed in a publish topic")
+        raise ConfigError(
+            f"{flag} {url}: '+' and '#' are subscription wildcards, not allowed in a publish topic"
+        )
     if not topic:
-        raise ConfigError(f"{flag} {url}: an MQTT address needs a topic, e.g. mqtt://{host}:1883/edgedet/tracks")
+        raise ConfigError(
+            f"{flag} {url}: an MQTT address needs a topic, e.g. mqtt://{host}:1883/edgedet/tracks"
+        )
     qos = 0
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == "qos" and value in ("0", "1", "2"):

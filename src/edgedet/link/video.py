@@ -113,7 +113,9 @@ def write_sdp(url: StreamUrl, path: str | Path) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(sdp_text(url), encoding="ascii")
     except OSError as exc:
-        raise SinkError(f"--stream {url.url}: cannot write {p} ({exc.strerror or exc}): choose another run folder") from exc
+        raise SinkError(
+            f"--stream {url.url}: cannot write {p} ({exc.strerror or exc}): choose another run folder"
+        ) from exc
     return p
 
 
@@ -240,7 +242,9 @@ class SrtRelayOutput:
         code = self._relay.poll()
         if code is not None:
             err = (self._relay.stderr.read() if self._relay.stderr else b"").decode(errors="replace").strip()
-            raise OSError(f"the SRT relay to {self.url.url} exited ({code}): {err.splitlines()[-1] if err else 'no listener?'}")
+            raise OSError(
+                f"the SRT relay to {self.url.url} exited ({code}): {err.splitlines()[-1] if err else 'no listener?'}"
+            )
         return self._inner.send(image, pts)
 
     def _stop_relay(self) -> None:
@@ -340,7 +344,12 @@ class GstOutput:
     threads and stamps frames itself (do-timestamp), so `pts` is not used and `send` returns 0 bytes."""
 
     def __init__(
-        self, url: StreamUrl, size_wh: tuple[int, int], fps: float, options: StreamOptions, encoder: str | None = None
+        self,
+        url: StreamUrl,
+        size_wh: tuple[int, int],
+        fps: float,
+        options: StreamOptions,
+        encoder: str | None = None,
     ) -> None:
         import cv2
 
@@ -392,7 +401,9 @@ class StreamStats:
     reconnects: int
     errors: int
     bytes_sent: int
-    encode_wall_ms: LatencyStats  # per frame on the encoder thread: annotate + scale + convert + encode + send
+    encode_wall_ms: (
+        LatencyStats  # per frame on the encoder thread: annotate + scale + convert + encode + send
+    )
 
     @property
     def dropped(self) -> int:
@@ -451,7 +462,9 @@ class VideoStreamer:
         self._wall = RingBuffer(8192)
         self._last_pts = -1
         self._t0: float | None = None
-        self._thread = threading.Thread(target=self._run, name=f"edgedet-stream-{self.url.scheme}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"edgedet-stream-{self.url.scheme}", daemon=True
+        )
         self._thread.start()
 
     # --- frame loop side ------------------------------------------------------------------------------------
@@ -492,7 +505,11 @@ class VideoStreamer:
             self._cond.notify()
         self._thread.join(timeout_s)
         if self._thread.is_alive():
-            logger.warning("--stream %s: the encoder thread did not stop within %.0f s (link blocked); leaving it", self.url.url, timeout_s)
+            logger.warning(
+                "--stream %s: the encoder thread did not stop within %.0f s (link blocked); leaving it",
+                self.url.url,
+                timeout_s,
+            )
         return self.stats()
 
     # --- encoder thread -------------------------------------------------------------------------------------
@@ -573,8 +590,13 @@ class VideoStreamer:
                     self._wall.append((time.perf_counter() - w0) * 1e3)
                 if self._on_sent is not None:
                     self._on_sent(item, t)
-        except Exception:  # a bug in drawing/encoding must not kill the run silently: log it, keep counting drops
-            logger.exception("--stream %s: the encoder thread failed; the stream is off for the rest of the run", self.url.url)
+        except (
+            Exception
+        ):  # a bug in drawing/encoding must not kill the run silently: log it, keep counting drops
+            logger.exception(
+                "--stream %s: the encoder thread failed; the stream is off for the rest of the run",
+                self.url.url,
+            )
             with self._cond:
                 self._errors += 1
                 self._down = True
