@@ -337,8 +337,8 @@ def test_tcp_link_absent_at_start_then_dropped_then_back_reconnects() -> None:
         srv = _tcp_server(port)
         conn, _ = srv.accept()
         assert _heartbeats(conn, 2.5) >= 1
-        conn.close()  # the ground station drops the connection
-        srv.close()
+        srv.close()  # the ground station goes away: first stop listening, so the retry cannot land in the old
+        conn.close()  # listener's backlog, then drop the connection
         time.sleep(0.5)
         srv = _tcp_server(port)
         conn, _ = srv.accept()
