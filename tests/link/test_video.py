@@ -344,3 +344,70 @@ def test_jetson_pipeline_tail_runs_in_real_gstreamer_with_x264_in_place_of_the_h
     assert out.returncode == 0, out.stderr[-1000:]
     assert rx.wait_frames(50, 10), len(rx.frames)
     assert (rx.frames[0][1], rx.frames[0][2]) == (320, 240)
+
+
+class _RtspServer:
+    """tests/link/rtsp_record_server.py (GStreamer's RTSP server in RECORD mode, as MediaMTX accepts a publish)."""
+
+    def __init__(self, port: int) -> None:
+        self.frames: list[int] = []
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", str(Path(__file__).with_name("rtsp_record_server.py")), str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "READY"
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("FRAME"):
+                self.frames.append(int(line.split()[4]))
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def _rtsp_server_problem() -> str | None:
+    code = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    try:
+        ok = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return (
+        None if ok else "GStreamer's RTSP server missing: apt install python3-gi gir1.2-gst-rtsp-server-1.0"
+    )
+
+
+def test_rtsp_publish_reaches_a_real_server_and_reconnects_after_it_restarts() -> None:
+    problem = _rtsp_server_problem()
+    if problem:
+        pytest.skip(problem)
+    port = free_port()
+    server = _RtspServer(port)
+    sent: list[int] = []
+    streamer = VideoStreamer(
+        f"rtsp://127.0.0.1:{port}/edgedet", PYAV, fps=30, retry_s=(0.3,),
+        on_sent=lambda img, t: sent.append(read_stamp(img)),
+    )  # fmt: skip
+    imgs = frames(240)
+    try:
+        send(streamer, imgs[:60])
+        time.sleep(0.5)
+        first = list(server.frames)
+        n_first = len(sent)
+        assert first == sent[: len(first)] and len(first) >= n_first - 2  # every published frame decoded
+        server.kill()  # the server dies: the TCP connection breaks, sends fail, the streamer retries
+        send(streamer, imgs[60:120])
+        server = _RtspServer(port)
+        send(streamer, imgs[120:])
+        stats = streamer.close()
+        time.sleep(0.5)
+        assert stats.reconnects >= 1 and stats.dropped_down >= 1
+        assert stats.sent + stats.dropped == 240
+        later = server.frames
+        assert len(later) >= 30 and later == [c for c in sent if c >= later[0]][: len(later)]
+    finally:
+        server.kill()
