@@ -176,7 +176,7 @@ def bench_stream(frames: int, pairs: int = 2) -> None:
         print(f"latency stream submit -> decoded (the stream's own share): {pct(lat_stream)}")
         print(f"encoder thread wall per frame (draw + convert + encode + send): p50 {st.encode_wall_ms.p50_ms:.2f} ms, "
               f"p99 {st.encode_wall_ms.p99_ms:.2f} ms; {st.bytes_sent * 8 / max(1e-9, run['frames'] / 30.0) / 1e3:.0f} "
-              "kbit/s per 30 frames")  # fmt: skip
+              "kbit/s at 30 FPS")  # fmt: skip
     print("run FPS without stream: " + ", ".join(f"{f:.1f}" for f in fps_without)
           + "; with stream: " + ", ".join(f"{f:.1f}" for f in fps_with)
           + f"; ratio of means {np.mean(fps_with) / np.mean(fps_without):.3f}")  # fmt: skip
