@@ -348,6 +348,8 @@ class MavlinkCamera:
         next_hb = time.monotonic()
         hb_interval = 1.0 / self.config.heartbeat_hz
         while not self._stop.is_set():
+            # Cleared before the work, so a wake-up that arrives while sending is not lost.
+            self._wake.clear()
             now = time.monotonic()
             if now >= next_hb:
                 self._heartbeat()
@@ -361,7 +363,6 @@ class MavlinkCamera:
                     self._next_status = max(self._next_status + interval, now + interval / 2)
                 due = min(due, self._next_status)
             self._wake.wait(max(0.0, due - time.monotonic()))
-            self._wake.clear()
 
     def _open(self) -> bool:
         try:
