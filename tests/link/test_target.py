@@ -147,3 +147,17 @@ def test_open_link_sinks_orders_mavlink_first_and_writes_the_sdp(tmp_path) -> No
         for s in sinks:
             s.close()
     assert all(s.closed for s in sinks)
+
+
+def test_vehicle_state_keeps_the_latest_and_the_nearest_in_time() -> None:
+    from edgedet.link.vehicle import Attitude, VehicleState, euler_to_quaternion, quaternion_to_euler
+
+    v = VehicleState(history=4)
+    assert v.latest().attitude is None and v.at(1.0).attitude is None
+    for i in range(6):
+        v.update_attitude(Attitude(0.1 * i, 0, 0, 0, 0, 0, i * 100, 10.0 + i))
+    assert v.latest().attitude.roll_rad == pytest.approx(0.5)  # type: ignore[union-attr]
+    assert v.at(12.4).attitude.time_boot_ms == 200  # type: ignore[union-attr]
+    assert v.at(0.0).attitude.time_boot_ms == 200  # only the last 4 are kept  # type: ignore[union-attr]
+    q = euler_to_quaternion(0.1, -0.7, 2.0)
+    assert quaternion_to_euler(q) == pytest.approx((0.1, -0.7, 2.0))

@@ -15,6 +15,7 @@ from pathlib import Path
 from edgedet.errors import ConfigError
 from edgedet.link.target import TargetSelector
 from edgedet.link.urls import PublishUrl, StreamUrl, parse_publish_url, parse_stream_url
+from edgedet.link.vehicle import VehicleState
 from edgedet.link.video import StreamOptions, output_size
 from edgedet.sinks.base import Sink
 
@@ -90,12 +91,15 @@ def open_link_sinks(
     frame_hw: tuple[int, int] | None = None,
     sdp_dir: str | os.PathLike[str] | None = None,
     selector: TargetSelector | None = None,
+    vehicle: VehicleState | None = None,
 ) -> list[Sink]:
     """Open the link's sinks in order (MAVLink, streams, publishers); see the module docstring.
 
     source_fps: the run's frame rate (the stream's and the camera's announced rate; 30 when unknown).
     frame_hw: the source's frame size when known before the first frame (for VIDEO_STREAM_INFORMATION).
     sdp_dir: where rtp:// streams write their .sdp (None: the current directory).
+    selector / vehicle: shared state to use (new ones when None); pass a VehicleState to read the vehicle's
+    attitude and position elsewhere (ground positions) while the MAVLink component fills it.
     Raises ConfigError / MissingDependencyError / SinkError before any thread starts when something is wrong.
     """
     streams, publishes = config.validate()
@@ -121,6 +125,7 @@ def open_link_sinks(
             camera = MavlinkCamera(
                 MavlinkConfig(config.mavlink, config.mavlink_sysid, config.mavlink_compid),
                 selector=selector,
+                vehicle=vehicle,
                 streams=descriptions,
                 camera_fps=fps,
             )

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 
 @dataclass(frozen=True)
@@ -75,31 +77,57 @@ class VehicleSnapshot:
 
 
 class VehicleState:
-    """Thread-safe holder of the latest vehicle messages. `update_*` replace; `latest()` returns a snapshot."""
+    """Thread-safe holder of the vehicle messages: `update_*` add one, `latest()` returns the newest of each,
+    `at(t)` the one of each received nearest to monotonic time `t` (from the last `history` of each kind, about
+    6 s at ArduPilot's default 10 Hz), for matching a frame's capture time."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: int = 64) -> None:
         self._lock = threading.Lock()
         self._snap = VehicleSnapshot()
+        self._attitudes: deque[Attitude] = deque(maxlen=history)
+        self._positions: deque[GlobalPosition] = deque(maxlen=history)
+        self._gimbals: deque[GimbalAttitude] = deque(maxlen=history)
         self.messages = 0
 
     def latest(self) -> VehicleSnapshot:
         with self._lock:
             return self._snap
 
+    def at(self, time_s: float) -> VehicleSnapshot:
+        """The sample of each kind whose `received_s` is nearest `time_s` (None where none has arrived)."""
+        with self._lock:
+            return VehicleSnapshot(
+                _nearest(self._attitudes, time_s),
+                _nearest(self._positions, time_s),
+                _nearest(self._gimbals, time_s),
+            )
+
     def update_attitude(self, value: Attitude) -> None:
         with self._lock:
+            self._attitudes.append(value)
             self._snap = VehicleSnapshot(value, self._snap.position, self._snap.gimbal)
             self.messages += 1
 
     def update_position(self, value: GlobalPosition) -> None:
         with self._lock:
+            self._positions.append(value)
             self._snap = VehicleSnapshot(self._snap.attitude, value, self._snap.gimbal)
             self.messages += 1
 
     def update_gimbal(self, value: GimbalAttitude) -> None:
         with self._lock:
+            self._gimbals.append(value)
             self._snap = VehicleSnapshot(self._snap.attitude, self._snap.position, value)
             self.messages += 1
+
+
+_T = TypeVar("_T", Attitude, GlobalPosition, GimbalAttitude)
+
+
+def _nearest(samples: deque[_T], time_s: float) -> _T | None:
+    if not samples:
+        return None
+    return min(samples, key=lambda s: abs(s.received_s - time_s))
 
 
 def quaternion_to_euler(q_wxyz: tuple[float, float, float, float]) -> tuple[float, float, float]:

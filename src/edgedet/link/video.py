@@ -458,7 +458,9 @@ class VideoStreamer:
         self._closing = False
         self._submitted = self._sent = self._dropped_busy = self._dropped_down = 0
         self._reconnects = self._errors = self._bytes = 0
-        self._down = False  # set when an open or a send fails; frames replaced meanwhile count as dropped_down
+        self._down = (
+            False  # set when an open or a send fails; frames replaced meanwhile count as dropped_down
+        )
         self._wall = RingBuffer(8192)
         self._last_pts = -1
         self._t0: float | None = None
