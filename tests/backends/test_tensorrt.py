@@ -29,9 +29,9 @@ from tests.backends.test_cuda_mem import FakeCuda
 
 from edgedet.backends import BackendConfig, open_backend
 from edgedet.backends.cuda_mem import host_array
+from edgedet.backends.engine_build import EngineKey, sha256_file
 from edgedet.backends.onnxruntime import OnnxRuntimeBackend
 from edgedet.backends.tensorrt import TENSORRT_MISSING, TensorRTBackend, numpy_dtype
-from edgedet.convert.build_engine import EngineKey, sha256_file
 from edgedet.errors import BackendError, MissingDependencyError
 from edgedet.spec import SPEC_KEY, ModelSpec
 

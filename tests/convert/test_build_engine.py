@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import shared_path
 
 from edgedet._optional import available
-from edgedet.convert.build_engine import (
+from edgedet.backends.engine_build import (
     EngineKey,
     GpuInfo,
     build_engine,

@@ -418,7 +418,7 @@ def _int8(
 
 
 def _engine(onnx_path: Path, precision: str, paths: dict[str, Path], run: _Run) -> Artifact | None:
-    from edgedet.convert.build_engine import build_engine
+    from edgedet.backends.engine_build import build_engine
 
     t0 = time.perf_counter()
     try:

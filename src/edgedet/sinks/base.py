@@ -33,6 +33,7 @@ class SinkConfig:
     save_coco: --save-coco PATH, COCO results json (a list of detections).
     class_names: names for drawing and for the JSON lines' class_name; index = class id.
     video_fps: frame rate written into the mp4; None = the source's, else 30.
+    sinks: --sink NAME[:ARG] (repeatable): any sink in the registry (`edgedet.sinks.SINKS`), opened after the above.
     tracking: what the MOT file holds. True: tracked rows only (track_id >= 0). False (--no-track): every
         detection with id -1. None: decided from the data (see MotSink).
     """
@@ -45,6 +46,7 @@ class SinkConfig:
     class_names: tuple[str, ...] = ()
     video_fps: float | None = None
     tracking: bool | None = None
+    sinks: tuple[str, ...] = ()  # more sinks from the sink registry, each "NAME" or "NAME:ARG" (--sink)
 
 
 class Sink(ABC):

@@ -139,9 +139,9 @@ def _onnx_io(onnx_path: Path) -> tuple[ModelSpec, list[int | str | None], bool]:
     """Spec, declared input shape, and whether any QuantizeLinear writes uint8 (TensorRT reads only int8)."""
     import onnx
 
-    from edgedet.eval.det import load_onnx_spec
+    from edgedet.spec import read_onnx_spec
 
-    spec = load_onnx_spec(onnx_path)
+    spec = read_onnx_spec(onnx_path)
     model = onnx.load(str(onnx_path), load_external_data=False)
     init = {i.name: i for i in model.graph.initializer}
     inp = next(i for i in model.graph.input if i.name == spec.input_name)
