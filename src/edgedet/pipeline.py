@@ -306,7 +306,8 @@ class Pipeline:
                 sink.close()
             except Exception as exc:  # one bad sink must not stop the others from finishing their files
                 log.warning("closing %s failed: %s", type(sink).__name__, exc)
-            summary.lost_outputs[type(sink).__name__] = sink.lost_frames
+            name = type(sink).__name__  # two sinks of a kind (two --stream) add up
+            summary.lost_outputs[name] = summary.lost_outputs.get(name, 0) + sink.lost_frames
         summary.outputs.extend(self.outputs)
         self.source.close()
 
@@ -362,6 +363,9 @@ def build_pipeline(config: RunConfig) -> Pipeline:
             fps = source.fps if source.fps and source.fps > 0 else None  # one Kalman step per nominal frame
             tracker = tracker_factory(dataclasses.replace(config.tracker_config, nominal_fps=fps))
         sinks = open_sinks(sink_config, source_fps=source.fps)
+        link_outputs: list[str] = []
+        if config.link_config.enabled:
+            sinks = [*sinks, *_open_link(config, detector.spec.class_names, source.fps, sinks, link_outputs)]
     except BaseException:
         source.close()
         raise
@@ -374,5 +378,30 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         max_frames=config.max_frames,
         cmc=make_cmc(config.cmc, live=source.is_live) if config.track else None,
         paced=bool(config.realtime),
-        outputs=output_files(sink_config),
+        outputs=[*output_files(sink_config), *link_outputs],
     )
+
+
+def _open_link(
+    config: RunConfig,
+    class_names: tuple[str, ...],
+    source_fps: float | None,
+    opened: list[Any],
+    outputs: list[str],
+) -> list[Any]:
+    """The drone link's sinks (edgedet.link); rtp:// streams write their .sdp into the run folder (the demo's),
+    else beside the first output file, else the current directory. Closes `opened` if the link fails to open."""
+    from edgedet.link.factory import open_link_sinks, sdp_files
+
+    first_file = next(
+        (p for p in (config.save_video, config.save_mot, config.save_json, config.save_coco) if p), None
+    )
+    sdp_dir = config.run_dir or (str(Path(first_file).parent) if first_file else ".")
+    try:
+        sinks = open_link_sinks(config.link_config, class_names, source_fps=source_fps, sdp_dir=sdp_dir)
+    except BaseException:
+        for sink in opened:
+            sink.close()
+        raise
+    outputs.extend(str(p) for p in sdp_files(config.link_config, sdp_dir))
+    return sinks

@@ -79,6 +79,12 @@ class LinkConfig:
         return streams, publishes
 
 
+def sdp_files(config: LinkConfig, sdp_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """The .sdp files `open_link_sinks(config, sdp_dir=sdp_dir)` writes (one per rtp:// stream)."""
+    folder = Path(sdp_dir) if sdp_dir is not None else Path.cwd()
+    return [sdp_path_for(s, folder) for s in map(parse_stream_url, config.stream) if s.scheme == "rtp"]
+
+
 def sdp_path_for(url: StreamUrl, folder: str | os.PathLike[str]) -> Path:
     """Where the .sdp of an rtp:// stream goes: `<folder>/stream-<host>-<port>.sdp`."""
     return Path(folder) / f"stream-{url.host.replace(':', '_')}-{url.port}.sdp"
@@ -151,4 +157,4 @@ def open_link_sinks(
     return sinks
 
 
-__all__ = ["LinkConfig", "open_link_sinks", "sdp_path_for"]
+__all__ = ["LinkConfig", "open_link_sinks", "sdp_files", "sdp_path_for"]
