@@ -2,7 +2,9 @@
 
     python benchmarks/bench_link.py [stream|encoder|mavlink|faults|all] [--frames 600]
 
-stream:  the demo run (600 frames = 20 s of flight) without and with `--stream rtp://127.0.0.1:PORT`, side by side:
+stream:  the demo run as `edgedet run --source demo` makes it (600 frames = 20 s of flight, paced to 30 FPS, target
+         FPS 30, camera-motion compensation; without its video/tracks files) without and with
+         `--stream rtp://127.0.0.1:PORT`, in ABBA order:
          run FPS of each; frames sent / decoded by the GStreamer receiver (tests/link/gst_receiver.py, system
          python3 + python3-gi); latency from capture (the source handing the frame over) and from the stream's
          submit to decoded, p50/p99, from a frame counter drawn into each frame and read back after decoding.
@@ -37,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.link.framecode import stamp  # noqa: E402
 
-from edgedet.config import RunConfig  # noqa: E402
+from edgedet.config import RunConfig, apply_demo_defaults  # noqa: E402
 from edgedet.link.stream_sink import StreamSink  # noqa: E402
 from edgedet.link.video import StreamOptions  # noqa: E402
 from edgedet.pipeline import build_pipeline  # noqa: E402
@@ -112,7 +114,8 @@ def pct(values: list[float]) -> str:
 
 
 def demo_run(frames: int, stream_port: int | None) -> dict[str, Any]:
-    pipeline = build_pipeline(RunConfig(source=f"demo:frames={frames}"))
+    # `edgedet run --source demo` (paced to 30 FPS, target FPS 30, CMC) without its output files
+    pipeline = build_pipeline(apply_demo_defaults(RunConfig(source=f"demo:frames={frames}"), outputs=False))
     source = StampedSource(pipeline.source)
     pipeline.source = source
     submitted: dict[int, float] = {}
@@ -277,7 +280,7 @@ def bench_faults(frames: int = 360) -> None:
     gcs = GroundStation(f"udpin:127.0.0.1:{gport}")
     selector = TargetSelector()
     camera = MavlinkCamera(MavlinkConfig(f"udpout:127.0.0.1:{gport}"), selector=selector)
-    pipeline = build_pipeline(RunConfig(source=f"demo:frames={frames}", realtime=True))
+    pipeline = build_pipeline(apply_demo_defaults(RunConfig(source=f"demo:frames={frames}"), outputs=False))
     sink = StreamSink(f"rtp://127.0.0.1:{port}", StreamOptions(encoder="pyav"), fps=30.0, stamp=stamp)
     pipeline.sinks = [MavlinkSink(camera.start()), *pipeline.sinks, sink]
     rx = Receiver("rtp", port)

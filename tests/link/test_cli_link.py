@@ -17,7 +17,9 @@ from tests.link.conftest import free_port
 from edgedet.cli import main
 
 
-def test_run_streams_publishes_and_writes_the_sdp_in_the_run_folder(receiver, tmp_path: Path, monkeypatch) -> None:
+def test_run_streams_publishes_and_writes_the_sdp_in_the_run_folder(
+    receiver, tmp_path: Path, monkeypatch
+) -> None:
     pytest.importorskip("av")
     pytest.importorskip("pymavlink")
     monkeypatch.chdir(tmp_path)
@@ -41,7 +43,11 @@ def test_run_streams_publishes_and_writes_the_sdp_in_the_run_folder(receiver, tm
     assert [m["frame"] for m in messages] == list(range(40))
     summary = json.loads((tmp_path / "summary.json").read_text())
     sdp = [Path(p) for p in summary["outputs"] if p.endswith(".sdp")]
-    assert len(sdp) == 1 and sdp[0].parent.name.startswith("demo-") and f"m=video {vport} RTP/AVP 96" in sdp[0].read_text()
+    assert (
+        len(sdp) == 1
+        and sdp[0].parent.name.startswith("demo-")
+        and f"m=video {vport} RTP/AVP 96" in sdp[0].read_text()
+    )
     lost = summary["lost_outputs"].get("StreamSink", 0)
     assert rx.wait_frames(40 - lost, 10), (len(rx.frames), lost)
 
@@ -84,7 +90,9 @@ def test_a_missing_link_package_names_the_extra(args: list[str], package: str, t
         """
     )
     t = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert out.returncode == 1, out.stderr
     assert f"needs the '{package}' package" in out.stderr and "pip install 'edgedet[link]'" in out.stderr
     assert "Traceback" not in out.stderr

@@ -5,6 +5,7 @@ at the same time."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -13,13 +14,14 @@ import numpy as np
 import pytest
 from tests.link.conftest import free_port
 
-from edgedet.config import RunConfig
+from edgedet.config import RunConfig, apply_demo_defaults
 from edgedet.link.mavlink import MavlinkCamera, MavlinkConfig, MavlinkSink, StreamDescription
 from edgedet.link.stream_sink import StreamSink
 from edgedet.link.target import TargetSelector
 from edgedet.link.urls import parse_stream_url
 from edgedet.link.video import StreamOptions
 from edgedet.pipeline import build_pipeline
+from edgedet.sources.base import SourceStats
 from edgedet.types import Frame, FrameResult
 
 pytest.importorskip("pymavlink", reason="pymavlink not installed: pip install 'edgedet[link]'")
@@ -49,6 +51,9 @@ class GtSource:
             self.gt[i] = gt
             time.sleep(max(0.0, t0 + i / self.fps - time.monotonic()))  # the ground station needs real time
             yield Frame(image, i, i / self.fps, i)
+
+    def stats(self) -> SourceStats:
+        return SourceStats(delivered=len(self.gt), frames_read=len(self.gt))
 
     def close(self) -> None:
         pass
@@ -95,7 +100,11 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
         MavlinkConfig(f"udpout:127.0.0.1:{gcs_port}"), selector=selector,
         streams=[StreamDescription(parse_stream_url(stream_url))],
     )  # fmt: skip
-    pipeline = build_pipeline(RunConfig(source="demo:frames=1"))
+    # the demo's settings without its output files, the detector on every frame (no target-FPS skipping)
+    config = dataclasses.replace(
+        apply_demo_defaults(RunConfig(source="demo:frames=1"), outputs=False), target_fps=None
+    )
+    pipeline = build_pipeline(config)
     pipeline.source.close()
     source = GtSource(FRAMES)
     pipeline.source = source
