@@ -97,3 +97,24 @@ def test_a_missing_link_package_names_the_extra(args: list[str], package: str, t
     assert f"needs the '{package}' package" in out.stderr and "pip install 'edgedet[link]'" in out.stderr
     assert "Traceback" not in out.stderr
     assert time.monotonic() - t < 60
+
+
+def test_stream_and_publish_are_also_sink_registry_entries(receiver, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("av")
+    monkeypatch.chdir(tmp_path)
+    vport, uport = free_port(even=True), free_port()
+    rx = receiver("rtp", vport).start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", uport))
+    udp.settimeout(5)
+    try:
+        code = main([
+            "run", "--source", "demo:frames=20", "--sink", f"stream:rtp://127.0.0.1:{vport}",
+            "--sink", f"publish:udp://127.0.0.1:{uport}",
+        ])  # fmt: skip
+        assert code == 0
+        assert [json.loads(udp.recv(65536))["frame"] for _ in range(20)] == list(range(20))
+    finally:
+        udp.close()
+    assert rx.wait_frames(10, 10)
+    assert main(["run", "--source", "demo:frames=5", "--sink", "stream"]) == 2  # needs its URL

@@ -85,6 +85,8 @@ SINKS: Registry[SinkKind] = Registry(
         "mot": "edgedet.sinks.builtin:MOT",
         "json": "edgedet.sinks.builtin:JSON",
         "coco": "edgedet.sinks.builtin:COCO",
+        "stream": "edgedet.link.registry_entries:STREAM",
+        "publish": "edgedet.link.registry_entries:PUBLISH",
     },
     contract="a sink entry is an edgedet.sinks.SinkKind or a function (arg: str | None, ctx: SinkContext) -> Sink",
     adapt=_adapt,
