@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 import os
 import random
+import select
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,25 +353,47 @@ def test_tcp_link_absent_at_start_then_dropped_then_back_reconnects() -> None:
         camera.close()
 
 
-def test_serial_device_that_vanishes_is_counted_and_never_raises() -> None:
-    pytest.importorskip("serial", reason="pyserial not installed: pip install 'edgedet[link]'")
+def _plug_pty(link: Path) -> tuple[int, int]:
+    """A pseudo-terminal reachable at `link` (a symlink, as udev names a USB serial adapter): (master, slave)."""
     master, slave = os.openpty()
-    path = os.ttyname(slave)
-    camera = MavlinkCamera(MavlinkConfig(f"{path}:57600", retry_s=(0.2,)), TargetSelector()).start()
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.ttyname(slave))
+    return master, slave
+
+
+def _read_heartbeat_bytes(master: int, timeout_s: float) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout_s
+    while b"\xfd" not in data and time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            data += os.read(master, 4096)
+    return data
+
+
+def test_serial_device_unplugged_and_plugged_back_reconnects(tmp_path: Path) -> None:
+    pytest.importorskip("serial", reason="pyserial not installed: pip install 'edgedet[link]'")
+    link = tmp_path / "ttyAUTOPILOT"
+    master, slave = _plug_pty(link)
+    camera = MavlinkCamera(MavlinkConfig(f"{link}:57600", retry_s=(0.2,)), TargetSelector()).start()
     try:
-        data = b""
-        deadline = time.monotonic() + 3
-        while b"\xfd" not in data and time.monotonic() < deadline:
-            data += os.read(master, 4096)  # a MAVLink 2 heartbeat arrives on the wire
-        assert b"\xfd" in data
-        os.close(master)  # the device goes away (the pty's other end is gone: reads fail with EIO)
+        assert b"\xfd" in _read_heartbeat_bytes(master, 3)  # a MAVLink 2 heartbeat on the wire
+        os.close(master)  # unplugged: the device's reads fail (EIO) and its name disappears
         os.close(slave)
+        link.unlink()
         time.sleep(1.0)
         st = camera.stats()
-        assert st.link_failures >= 1
-        assert all(t.is_alive() for t in camera._threads)
+        assert st.link_failures >= 2 and all(t.is_alive() for t in camera._threads)  # lost, retrying, alive
+        master, slave = _plug_pty(link)  # plugged back in under the same name
+        assert b"\xfd" in _read_heartbeat_bytes(master, 5)
+        assert camera.stats().link_opens == 2
     finally:
         camera.close()
+        for fd in (master, slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 @pytest.mark.parametrize(

@@ -144,7 +144,9 @@ def parse_publish_url(url: str) -> PublishUrl:
     return PublishUrl(url.strip(), scheme, host, _port(port, 1883, url, flag, PUBLISH_USAGE), topic, qos)
 
 
-_SERIAL = re.compile(r"^(?P<dev>(/dev/|COM)[^:]+)(:(?P<baud>\d+))?$")
+_SERIAL = re.compile(
+    r"^(?P<dev>(/|COM)[^:]+)(:(?P<baud>\d+))?$"
+)  # any absolute path: /dev/serial/by-id/... too
 
 
 def parse_mavlink_address(text: str, default_baud: int = 57600) -> MavlinkAddress:
