@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import traceback
 from pathlib import Path
@@ -23,7 +22,8 @@ from edgedet.config import (
     TrackCommandConfig,
     build_config,
 )
-from edgedet.errors import ConfigError, EdgedetError
+from edgedet.convert.api import ConvertConfig
+from edgedet.errors import OUTPUTS_INCOMPLETE_EXIT_CODE, ConfigError, EdgedetError
 
 app = typer.Typer(
     name="edgedet",
@@ -48,9 +48,10 @@ def _root(
         bool, typer.Option("--verbose", "-v", help="Show info logs (reconnects, model loading).")
     ] = False,
 ) -> None:
+    from edgedet.logs import setup_logging
+
     _state["debug"] = debug
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    setup_logging(verbose=verbose, debug=debug)
 
 
 # --- run --------------------------------------------------------------------------------------------------------
@@ -66,6 +67,10 @@ Examples:
   edgedet run --source flight.mp4 --model model.onnx --detect-every 3
 
   edgedet run --source images/ --model model.onnx --no-track --conf 0.001 --save-coco results.json
+
+Exit codes: 0 done, every output complete; 74 the run finished but an output lost frames (disk full, device
+gone; the summary lists it as INCOMPLETE, never as written); 130/143 stopped by SIGINT/SIGTERM; 1 error; 2 bad
+options.
 """
 
 
@@ -99,6 +104,8 @@ def run_cmd(
     _echo(summary.format())
     if json_out is not None:
         json_out.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    if summary.incomplete_outputs:  # before the signal codes: lost data is what a script must notice
+        raise typer.Exit(OUTPUTS_INCOMPLETE_EXIT_CODE)
     if summary.stopped_by in ("SIGINT", "SIGTERM"):
         raise typer.Exit(130 if summary.stopped_by == "SIGINT" else 143)
 
@@ -143,74 +150,15 @@ Examples:
 
 
 @app.command("convert", help=_CONVERT_HELP)
+@with_options(ConvertConfig)
 def convert_cmd(
     source: Annotated[str, typer.Argument(help=".pt checkpoint, .onnx file, or package.module:factory")],
-    weights: Annotated[str | None, typer.Option(help="state_dict for a module:factory source.")] = None,
-    imgsz: Annotated[str | None, typer.Option(help="Input size: 640 or 384,640 (h,w).")] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", help="Head layout: yolov5 | yolov8 | end2end.")
-    ] = None,
-    names: Annotated[
-        str | None, typer.Option(help="Class names file (one per line) or dataset yaml.")
-    ] = None,
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 19,
-    dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic batch dimension.")] = False,
-    simplify: Annotated[
-        bool, typer.Option("--simplify/--no-simplify", help="Simplify with onnxslim.")
-    ] = True,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 ONNX.")] = False,
-    int8: Annotated[
-        bool, typer.Option("--int8", help="Also write an INT8 (Q/DQ) ONNX; needs --calib.")
-    ] = False,
-    calib: Annotated[
-        str | None, typer.Option(help="Calibration images folder (100+ deployment-like images).")
-    ] = None,
-    labels: Annotated[
-        str | None, typer.Option(help="Labels (YOLO txt folder or COCO json) for the accuracy gate.")
-    ] = None,
-    max_map_drop: Annotated[
-        float | None, typer.Option(help="Largest mAP50-95 drop (points) INT8 may cost.")
-    ] = None,
-    calib_method: Annotated[str, typer.Option(help="minmax | percentile | entropy")] = "percentile",
-    int8_target: Annotated[
-        str | None,
-        typer.Option(
-            help="cpu (uint8 activations, fast in ONNX Runtime) | tensorrt (symmetric int8; default with --engine)"
-        ),
-    ] = None,
-    engine: Annotated[
-        bool, typer.Option("--engine", help="Build a TensorRT engine (on the device).")
-    ] = False,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Output folder (default: beside the input).")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    **options: Any,
 ) -> None:
-    from edgedet.config import parse_imgsz
-    from edgedet.convert import ConvertConfig, convert
+    from edgedet.convert import convert
 
-    hw = parse_imgsz(imgsz)
-    size: int | tuple[int, int] | None = None if hw is None else hw[0] if hw[0] == hw[1] else hw
-    cfg = ConvertConfig(
-        source=source,
-        weights=weights,
-        imgsz=size,
-        format=format,
-        names=names,
-        opset=opset,
-        dynamic=dynamic,
-        simplify=simplify,
-        fp16=fp16,
-        int8=int8,
-        calib=calib,
-        labels=labels,
-        max_map_drop=max_map_drop,
-        calib_method=calib_method,
-        int8_target=int8_target,
-        engine=engine,
-        output=output,
-        json=json_out,
-    )
+    cfg = build_config(ConvertConfig, None, source=source, **options)
+    json_out = cfg.json
     result = convert(cfg, progress=lambda msg: _echo(msg, err=True))
     if json_out:
         _echo(json.dumps(result.as_dict(), indent=2, default=str))
@@ -228,23 +176,13 @@ def info_cmd(
     path: Annotated[Path, typer.Argument(help=".onnx file, engine, or engine sidecar .json")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    from edgedet.convert.info import describe
+    from edgedet.convert.info import describe, format_summary
 
     info = describe(path)
     if json_out:
         _echo(json.dumps(info, indent=2, default=str))
         return
-    for key, value in info.items():
-        if isinstance(value, dict):
-            _echo(f"{key}:")
-            for k, v in value.items():
-                _echo(f"  {k}: {v}")
-        elif isinstance(value, list):
-            _echo(f"{key}:")
-            for v in value:
-                _echo(f"  {v}")
-        else:
-            _echo(f"{key}: {value}")
+    _echo("\n".join(format_summary(info)))
 
 
 # --- bench ------------------------------------------------------------------------------------------------------
@@ -318,9 +256,9 @@ def bench_cmd(
 
     cfg = build_config(BenchConfig, config, models=tuple(models) if models else None, **options).validate()
     if plot is not None:
-        from edgedet._optional import require
+        from edgedet._optional import require_all
 
-        require("matplotlib", "--plot")  # fail before a long run, not after it
+        require_all("bench --plot")  # fail before a long run, not after it
     if not cfg.pipeline:
         with _ProgressBar("bench (interleaved rounds)") as bar:
             report = bench_engines(cfg, progress=bar)

@@ -28,7 +28,9 @@ from edgedet.detector import Detector
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
+from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
+from edgedet.tracking import step
 from edgedet.types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,13 @@ class RunSummary:
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
     lost_outputs: dict[str, int] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # complete outputs only
+    output_status: list[OutputStatus] = field(default_factory=list)
+
+    @property
+    def incomplete_outputs(self) -> list[OutputStatus]:
+        """Outputs that lost frames (write errors): never listed as written."""
+        return [o for o in self.output_status if not o.complete]
 
     # the source's counters, under the names the summary has always used
     @property
@@ -93,6 +101,8 @@ class RunSummary:
             "latency_ms": {k: v.as_dict() for k, v in self.latency.items()},
             "lost_outputs": dict(self.lost_outputs),
             "outputs": list(self.outputs),
+            "incomplete_outputs": [o.as_dict() for o in self.incomplete_outputs],
+            "live_outputs": [o.as_dict() for o in self.output_status if o.complete and o.note],
         }
 
     def format(self) -> str:
@@ -117,13 +127,9 @@ class RunSummary:
         ]
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
-        lost = {k: v for k, v in self.lost_outputs.items() if v}
-        if lost:
-            lines.append(
-                "NOT RECORDED (write errors): " + ", ".join(f"{k} lost {v} frames" for k, v in lost.items())
-            )
-        for out in self.outputs:
-            lines.append(f"wrote {out}")
+        lines.extend(o.format() for o in self.incomplete_outputs)
+        lines.extend(o.format() for o in self.output_status if o.complete and o.note)  # live outputs: what they did
+        lines.extend(f"wrote {out}" for out in self.outputs)
         return "\n".join(lines)
 
 
@@ -235,7 +241,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = _inside(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
+                dets = _inside(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -271,7 +277,7 @@ class Pipeline:
         stage_ms.update(times.as_stage_ms())
         if self.tracker is not None:
             t = time.perf_counter_ns()
-            dets = _inside(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
+            dets = _inside(step(self.tracker, frame.timestamp_s, dets, warp), frame.hw)
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
         return dets
 
@@ -308,7 +314,13 @@ class Pipeline:
                 log.warning("closing %s failed: %s", type(sink).__name__, exc)
             name = type(sink).__name__  # two sinks of a kind (two --stream) add up
             summary.lost_outputs[name] = summary.lost_outputs.get(name, 0) + sink.lost_frames
-        summary.outputs.extend(self.outputs)
+            # Sinks built on sinks.base.Sink say how their output ended (plugin sinks may not).
+            status = sink.status() if callable(getattr(sink, "status", None)) else None  # type: ignore[attr-defined]
+            if isinstance(status, OutputStatus):
+                summary.output_status.append(status)
+        # Only complete files are listed as written; the incomplete ones are named by format() instead.
+        incomplete = {o.path for o in summary.incomplete_outputs if o.path is not None}
+        summary.outputs.extend(p for p in self.outputs if p not in incomplete)
         self.source.close()
 
 
@@ -336,7 +348,7 @@ def resolve_model(config: RunConfig) -> Path:
 def build_pipeline(config: RunConfig) -> Pipeline:
     """Open every stage named by `config` (model, source, tracker, sinks) and return the loop, not yet started.
 
-    The demo's defaults are applied first (`config.apply_demo_defaults`; a no-op for other sources or a config
+    The demo's defaults are applied first (`apply_demo_defaults(config)`; a no-op for other sources or a config
     built by `build_config`). Cheap checks run first (options, output paths, model file, registry names), so a
     bad flag fails before a camera opens.
     """
@@ -351,8 +363,11 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     scheduler = config.scheduler
     tracker_factory = TRACKERS.get(config.tracker) if config.track else None  # an unknown name fails here
     names = read_names_file(config.names) if config.names else None
+    # The sequential loop runs one stage thread beside inference (the source's capture/render thread): the
+    # ONNX Runtime thread budget leaves it a core.
+    backend_config = dataclasses.replace(config.backend_config(names), stages_beside=1)
     detector = open_detector(
-        resolve_model(config), config.backend_config(names), config.postprocess_config, classes=config.classes
+        resolve_model(config), backend_config, config.postprocess_config, classes=config.classes
     )
     sink_config = config.sink_config(detector.spec.class_names)
     check_sink_config(sink_config, source_fps=None)  # output paths and --show, before a camera is opened

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from edgedet.errors import BackendError, ConfigError, DataError, MissingDependencyError, ModelError
-from edgedet.spec import ModelSpec
+from edgedet.spec import ModelSpec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,6 @@ class EngineResult:
     key: EngineKey
     cache_hit: bool
     build_s: float
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def engine_cache_path(key: EngineKey, cache_dir: Path | None = None, stem: str = "model") -> Path:
@@ -260,9 +252,10 @@ def build_engine(
     trt = require_tensorrt(onnx_path)
 
     def say(msg: str) -> None:
-        log.info(msg)
-        if progress is not None:
+        if progress is not None:  # one channel per message, so -v does not print it twice
             progress(msg)
+        else:
+            log.info(msg)
 
     if workspace_gb <= 0:
         raise ConfigError(f"workspace_gb must be positive, got {workspace_gb}; pass e.g. --workspace-gb 2")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgedet._optional import require_all
 from edgedet.bench_report import report_header
 from edgedet.config import EvalDetConfig, EvalMotConfig
 from edgedet.errors import DataError
@@ -44,6 +45,7 @@ def eval_det(config: EvalDetConfig, progress: Progress | None = None) -> dict[st
     from edgedet.eval.det import evaluate_detections
 
     config.validate()
+    require_all("eval det")  # every optional package, before any work
     if config.model is None:
         raise DataError("eval det needs --model: the .onnx file to score")
     dataset = load_dataset(config.data)
@@ -205,6 +207,7 @@ def eval_mot(config: EvalMotConfig, progress: Progress | None = None) -> dict[st
     """Track each sequence (offline replay, or the --realtime simulation) and score it with TrackEval."""
     from edgedet.eval.mot import evaluate, motmetrics_evaluate
 
+    require_all("eval mot" if config.crosscheck else "eval mot --no-crosscheck")  # before any work
     seqs, rows, rt, settings = track_mot_sequences(config, progress)
     inputs = {s.name: (read_gt(s.gt), rows[s.name], read_seqinfo(s.seqinfo)) for s in seqs}
     scores = evaluate(inputs, benchmark=config.benchmark)

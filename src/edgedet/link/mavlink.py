@@ -45,7 +45,7 @@ from edgedet.link.vehicle import (
     euler_to_quaternion,
     quaternion_to_euler,
 )
-from edgedet.sinks.base import Sink
+from edgedet.sinks.base import OutputStatus, Sink
 from edgedet.types import FrameResult
 
 logger = logging.getLogger(__name__)
@@ -619,6 +619,16 @@ class MavlinkSink(Sink):
 
     def _write(self, result: FrameResult) -> None:
         self.camera.selector.observe(result)
+
+    def status(self) -> OutputStatus:
+        st = self.camera.stats()
+        acks = ", ".join(f"{v} {k}" for k, v in sorted(st.acks.items())) or "none"
+        note = (
+            f"{st.messages_in} messages in ({st.bad_data} undecodable), {st.commands} commands (acks: {acks}), "
+            f"{st.status_sent} tracking status and {st.heartbeats_sent} heartbeats sent, {st.send_failures} not "
+            f"sent, {st.link_failures} link failures"
+        )
+        return OutputStatus(self.flag, self.camera.config.connection, None, self.lost_frames, None, note)
 
     def _close(self) -> None:
         st = self.camera.close()

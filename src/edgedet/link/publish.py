@@ -29,7 +29,7 @@ from typing import Any
 from edgedet.errors import SinkError
 from edgedet.link.target import IDLE, TargetSelector
 from edgedet.link.urls import PublishUrl, parse_publish_url
-from edgedet.sinks.base import Sink
+from edgedet.sinks.base import OutputStatus, Sink
 from edgedet.types import FrameResult
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class _QueuedPublisher(Sink):
     """A Sink whose `write` encodes one message and queues it for a sender thread (bounded; oldest dropped).
 
     Counters: `published` (handed to the transport), `dropped_full` (queue overflow), `dropped_send` (the
-    transport refused or failed). `lost_frames` is their sum, so the run's summary reports it like any sink's.
+    transport refused or failed), reported in the run summary's line for this output (`status()`); a live
+    output's drops are not lost frames of a record, so they never mark the run's outputs incomplete.
     """
 
     flag = "--publish"
@@ -135,8 +136,6 @@ class _QueuedPublisher(Sink):
     def _count(self, name: str, n: int = 1) -> None:
         with self._count_lock:
             setattr(self, name, getattr(self, name) + n)
-            if name != "published":
-                self.lost_frames += n
 
     def _run(self) -> None:
         while True:
@@ -171,6 +170,14 @@ class _QueuedPublisher(Sink):
                 except queue.Empty:
                     pass
         self._thread.join(max(0.1, deadline - time.monotonic()))
+
+    def status(self) -> OutputStatus:
+        st = self.stats()
+        note = (
+            f"published {st['published']} messages, dropped {st['dropped_full']} on a full queue and "
+            f"{st['dropped_send']} the {self.url.scheme} link did not take"
+        )
+        return OutputStatus(self.flag, self.url.url, None, self.lost_frames, None, note)
 
     def stats(self) -> dict[str, Any]:
         with self._count_lock:

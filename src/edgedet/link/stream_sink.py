@@ -14,7 +14,7 @@ import numpy.typing as npt
 from edgedet.link.target import TargetSelector
 from edgedet.link.urls import StreamUrl, parse_stream_url
 from edgedet.link.video import OutputFactory, StreamOptions, StreamStats, VideoStreamer, write_sdp
-from edgedet.sinks.base import Sink
+from edgedet.sinks.base import OutputStatus, Sink
 from edgedet.sinks.draw import draw_detections, line_thickness
 from edgedet.types import Detections, FrameResult
 
@@ -78,8 +78,9 @@ class StreamSink(Sink):
 
     selector: when given, its selected track is highlighted. sdp_path: for rtp:// streams, where to write the
     .sdp description (None: none written). stamp: optional hook that draws into the annotated image before
-    encoding (benchmarks draw a frame counter with it). `lost_frames` counts frames dropped at the encoder
-    (busy or link down); `stream_stats()` has the detail.
+    encoding (benchmarks draw a frame counter with it). A stream skips frames by design (newest frame wins, a
+    link that is down): they are counted in `stream_stats()` and in the run summary's line for this output
+    (`status()`), not as lost frames, so they never mark the run's outputs incomplete.
     """
 
     flag = "--stream"
@@ -133,20 +134,26 @@ class StreamSink(Sink):
         job = _Job(result.frame.image.copy(), result.detections, result.fps, result.detector_ran, target,
                    result.frame.index)  # fmt: skip
         self.streamer.submit(job)
-        st = self.streamer.stats()
-        self.lost_frames = st.dropped
 
     def stream_stats(self) -> StreamStats:
         return self._final if self._final is not None else self.streamer.stats()
 
     def _close(self) -> None:
         self._final = self.streamer.close()
-        self.lost_frames = self._final.dropped
         st = self._final
         logger.info(
             "--stream %s: %d frames sent, %d dropped at the encoder (%d busy, %d link down), %d reconnects",
             self.url.url, st.sent, st.dropped, st.dropped_busy, st.dropped_down, st.reconnects,
         )  # fmt: skip
+
+    def status(self) -> OutputStatus:
+        """The run summary's line: frames sent, skipped at the encoder, dropped while the link was down."""
+        st = self.stream_stats()
+        note = (
+            f"sent {st.sent} frames, skipped {st.dropped_busy} (a newer frame had come), "
+            f"{st.dropped_down} while the link was down, {st.reconnects} reconnects"
+        )
+        return OutputStatus(self.flag, self.url.url, None, self.lost_frames, None, note)
 
 
 __all__ = ["StreamSink", "draw_target"]
