@@ -131,6 +131,7 @@ def demo_run(frames: int, stream_port: int | None) -> dict[str, Any]:
     summary = pipeline.run()
     out: dict[str, Any] = {
         "cpu_ms": (time.process_time() - cpu0) * 1e3 / max(summary.frames, 1),
+        "detector_runs": summary.detector_runs,
         "fps": summary.fps,
         "frames": summary.frames,
         "captured": source.captured,
@@ -149,10 +150,14 @@ def bench_stream(frames: int, pairs: int = 2) -> None:
     cpu_without: list[float] = []
     cpu_with: list[float] = []
 
+    runs_without: list[int] = []
+    runs_with: list[int] = []
+
     def without() -> None:
         run = demo_run(frames, None)
         fps_without.append(run["fps"])
         cpu_without.append(run["cpu_ms"])
+        runs_without.append(run["detector_runs"])
 
     for k in range(pairs):
         if k % 2 == 0:  # ABBA order: a load that drifts during the benchmark favours neither side
@@ -162,6 +167,7 @@ def bench_stream(frames: int, pairs: int = 2) -> None:
         run = demo_run(frames, port)
         fps_with.append(run["fps"])
         cpu_with.append(run["cpu_ms"])
+        runs_with.append(run["detector_runs"])
         time.sleep(1.0)
         rx.stop()
         st = run["stream"]
@@ -186,6 +192,8 @@ def bench_stream(frames: int, pairs: int = 2) -> None:
     print("process CPU per frame without stream: " + ", ".join(f"{c:.1f}" for c in cpu_without)
           + " ms; with stream: " + ", ".join(f"{c:.1f}" for c in cpu_with)
           + f" ms; ratio of means {np.mean(cpu_with) / np.mean(cpu_without):.3f}")  # fmt: skip
+    print(f"detector runs (of {frames} frames; the target-FPS scheduler decides) without stream: {runs_without}, "
+          f"with stream: {runs_with}")  # fmt: skip
 
 
 def bench_encoder(n: int = 150) -> None:
