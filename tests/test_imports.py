@@ -23,6 +23,10 @@ OPTIONAL = [
     "onnxscript",
     "pymap3d",
     "pyproj",
+    "av",
+    "pymavlink",
+    "paho",
+    "serial",
 ]
 
 

@@ -112,6 +112,10 @@ def _positive(v: float) -> str | None:
     return None if math.isfinite(v) and v > 0 else "must be a positive number"
 
 
+def _between_ids(v: int) -> str | None:
+    return None if 1 <= v <= 255 else "must be between 1 and 255"
+
+
 def _one_of(*choices: str) -> Check:
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
@@ -391,6 +395,42 @@ class RunConfig(_Options):
         check=_one_of("bottom", "center"), stage="geo",
     )  # fmt: skip
     run_dir: str | None = option(None, "--source demo: folder for its default outputs (runs/demo-<time>/).")
+    # the drone link (pip install 'edgedet[link]'): video to the ground station, MAVLink, tracks out
+    stream: tuple[str, ...] = option(
+        (),
+        "Annotated video out, repeatable: rtp://HOST:PORT (RTP/H.264; QGroundControl listens on 5600), "
+        "udp://HOST:PORT (MPEG-TS), srt://HOST:PORT (MPEG-TS over SRT), rtsp://SERVER:PORT/PATH (publish).",
+        multiple=True,
+        stage="link",
+    )
+    stream_keyint: float = option(1.0, "Video out: seconds between keyframes.", check=_positive, stage="link")
+    stream_bitrate: int = option(2000, "Video out: bitrate cap in kbit/s.", check=_at_least(50), stage="link")
+    stream_width: int | None = option(
+        None, "Video out: downscale to this width (height follows).", check=_at_least(32), stage="link"
+    )
+    stream_encoder: str = option(
+        "auto",
+        "Video out encoder: auto (the Jetson's hardware encoder where OpenCV has GStreamer, else PyAV) | pyav | "
+        "gstreamer.",
+        check=_one_of("auto", "pyav", "gstreamer"),
+        stage="link",
+    )
+    mavlink: str | None = option(
+        None,
+        "MAVLink camera component (target selection, video discovery, vehicle attitude): udpout:HOST:14550 | "
+        "udpin:HOST:PORT | tcp:HOST:PORT | tcpin:HOST:PORT | /dev/ttyTHS1:921600.",
+        stage="link",
+    )
+    mavlink_sysid: int = option(1, "MAVLink system id (the vehicle's).", check=_between_ids, stage="link")
+    mavlink_compid: int = option(
+        100, "MAVLink component id (100 = MAV_COMP_ID_CAMERA).", check=_between_ids, stage="link"
+    )
+    publish: tuple[str, ...] = option(
+        (),
+        "Tracks out, one JSON message per frame, repeatable: mqtt://BROKER[:1883]/TOPIC[?qos=0] | udp://HOST:PORT.",
+        multiple=True,
+        stage="link",
+    )
     #: set by apply_demo_defaults, so applying them twice changes nothing (not an option)
     defaults_applied: bool = field(default=False, repr=False)
 
@@ -415,6 +455,7 @@ class RunConfig(_Options):
                 "--camera-calib/--hfov/--save-geojson/--save-kml need ground positions: add --telemetry FILE"
             )
         self.geo_config.validate()
+        self.link_config.validate()  # the addresses, before anything opens
         return self
 
     @property
@@ -456,6 +497,13 @@ class RunConfig(_Options):
         return _with_options(
             SinkConfig, self.stage_values("sink"), class_names=class_names, tracking=self.track
         )
+
+    @property
+    def link_config(self) -> Any:
+        """LinkConfig: --stream, --mavlink, --publish and their options (edgedet.link)."""
+        from edgedet.link.factory import LinkConfig
+
+        return LinkConfig(**self.stage_values("link"))
 
 
 def _with_options(cls: Any, values: dict[str, Any], **fixed: Any) -> Any:

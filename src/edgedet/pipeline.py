@@ -103,6 +103,7 @@ class RunSummary:
             "lost_outputs": dict(self.lost_outputs),
             "outputs": list(self.outputs),
             "incomplete_outputs": [o.as_dict() for o in self.incomplete_outputs],
+            "live_outputs": [o.as_dict() for o in self.output_status if o.complete and o.note],
         }
 
     def format(self) -> str:
@@ -128,6 +129,7 @@ class RunSummary:
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
         lines.extend(o.format() for o in self.incomplete_outputs)
+        lines.extend(o.format() for o in self.output_status if o.complete and o.note)  # live outputs: what they did
         lines.extend(f"wrote {out}" for out in self.outputs)
         return "\n".join(lines)
 
@@ -318,7 +320,8 @@ class Pipeline:
                 sink.close()
             except Exception as exc:  # one bad sink must not stop the others from finishing their files
                 log.warning("closing %s failed: %s", type(sink).__name__, exc)
-            summary.lost_outputs[type(sink).__name__] = sink.lost_frames
+            name = type(sink).__name__  # two sinks of a kind (two --stream) add up
+            summary.lost_outputs[name] = summary.lost_outputs.get(name, 0) + sink.lost_frames
             # Sinks built on sinks.base.Sink say how their output ended (plugin sinks may not).
             status = sink.status() if callable(getattr(sink, "status", None)) else None  # type: ignore[attr-defined]
             if isinstance(status, OutputStatus):
@@ -384,6 +387,9 @@ def build_pipeline(config: RunConfig) -> Pipeline:
             tracker = tracker_factory(dataclasses.replace(config.tracker_config, nominal_fps=fps))
         geo = build_geo_stages(config, source)
         sinks = open_sinks(sink_config, source_fps=source.fps)
+        link_outputs: list[str] = []
+        if config.link_config.enabled:
+            sinks = [*sinks, *_open_link(config, detector.spec.class_names, source.fps, sinks, link_outputs)]
     except BaseException:
         source.close()
         raise
@@ -397,7 +403,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         max_frames=config.max_frames,
         cmc=make_cmc(config.cmc, live=source.is_live, pose=motion) if config.track else None,
         paced=bool(config.realtime),
-        outputs=output_files(sink_config),
+        outputs=[*output_files(sink_config), *link_outputs],
         geo=geo.locator if geo is not None else None,
     )
 
@@ -419,3 +425,28 @@ def build_geo_stages(config: RunConfig, source: Source) -> Any:
 
         return demo_geo(geo_config, source.scene)
     return build_geo(geo_config)
+
+
+def _open_link(
+    config: RunConfig,
+    class_names: tuple[str, ...],
+    source_fps: float | None,
+    opened: list[Any],
+    outputs: list[str],
+) -> list[Any]:
+    """The drone link's sinks (edgedet.link); rtp:// streams write their .sdp into the run folder (the demo's),
+    else beside the first output file, else the current directory. Closes `opened` if the link fails to open."""
+    from edgedet.link.factory import open_link_sinks, sdp_files
+
+    first_file = next(
+        (p for p in (config.save_video, config.save_mot, config.save_json, config.save_coco) if p), None
+    )
+    sdp_dir = config.run_dir or (str(Path(first_file).parent) if first_file else ".")
+    try:
+        sinks = open_link_sinks(config.link_config, class_names, source_fps=source_fps, sdp_dir=sdp_dir)
+    except BaseException:
+        for sink in opened:
+            sink.close()
+        raise
+    outputs.extend(str(p) for p in sdp_files(config.link_config, sdp_dir))
+    return sinks

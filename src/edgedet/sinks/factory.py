@@ -90,6 +90,8 @@ SINKS: Registry[SinkKind] = Registry(
         "coco": "edgedet.sinks.builtin:COCO",
         "geojson": "edgedet.sinks.geo:GEOJSON",
         "kml": "edgedet.sinks.geo:KML",
+        "stream": "edgedet.link.registry_entries:STREAM",
+        "publish": "edgedet.link.registry_entries:PUBLISH",
     },
     contract="a sink entry is an edgedet.sinks.SinkKind or a function (arg: str | None, ctx: SinkContext) -> Sink",
     adapt=_adapt,
