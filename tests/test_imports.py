@@ -21,6 +21,12 @@ OPTIONAL = [
     "filterpy",
     "onnxslim",
     "onnxscript",
+    "pymap3d",
+    "pyproj",
+    "av",
+    "pymavlink",
+    "paho",
+    "serial",
 ]
 
 

@@ -280,7 +280,7 @@ def _break(pipe: Pipeline, stage: str) -> tuple[type[BaseException], str]:
             raise exc
 
     if stage == "prepare":
-        pipe.cmc = lambda _img: on_4th(ValueError("cmc failed"))  # type: ignore[assignment,func-returns-value]
+        pipe.cmc = lambda _img, _t: on_4th(ValueError("cmc failed"))  # type: ignore[assignment,func-returns-value]
         return ValueError, "cmc failed"
     if stage == "infer":
         infer = pipe.detector.backend.infer

@@ -27,6 +27,11 @@ _HOW_TO_INSTALL: dict[str, str] = {
     "trackeval": TRACKEVAL_INSTALL,
     "matplotlib": 'pip install "edgedet[plot]"',
     "filterpy": "pip install filterpy",
+    "pymap3d": "pip install 'edgedet[geo]' (pymap3d)",
+    "av": "pip install 'edgedet[link]' (PyAV, FFmpeg with libx264 in its wheels)",
+    "pymavlink": "pip install 'edgedet[link]'",
+    "paho": "pip install 'edgedet[link]' (paho-mqtt)",
+    "serial": "pip install 'edgedet[link]' (pyserial)",
 }
 
 #: What each command needs beyond the core packages, checked all at once before it starts work.

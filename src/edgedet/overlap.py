@@ -1,7 +1,7 @@
 """The overlapped runtime (`--overlap on`): every stage on its own thread, joined by bounded queues.
 
     capture --[1]--> prepare: scheduler, CMC, preprocess --[1]--> infer: submit/collect
-        --[2]--> track: postprocess, tracker --[2]--> sinks (on the calling thread, so a window stays on the
+        --[2]--> track: postprocess, tracker, ground positions --[2]--> sinks (on the calling thread, so a window stays on the
         main thread and signals are seen)
 
 While the engine runs frame N, capture decodes N+1, the preparer letterboxes N+1, the tracker handles N-1 and
@@ -42,7 +42,7 @@ from edgedet.backends import Backend as BackendBase
 from edgedet.boxes import Letterbox, clip_xyxy
 from edgedet.preprocess import Preprocessor
 from edgedet.tracking import step
-from edgedet.types import Detections, Frame, FrameResult
+from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
 if TYPE_CHECKING:
     from edgedet.pipeline import Pipeline, RunSummary
@@ -150,6 +150,7 @@ class _Job:
     letterbox: Letterbox | None = None
     outputs: Sequence[npt.NDArray[Any]] = ()
     dets: Detections | None = None
+    geo: GroundPositions | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
     #: the time each stage thread spent on this frame (capture, prepare, infer, track, sinks): the largest
     #: is what the frame costs the pipeline's throughput, which the target-FPS scheduler learns from
@@ -296,7 +297,9 @@ class OverlappedLoop:
                 job.detect = p.scheduler.should_detect(job.frame.timestamp_s)
             if p.cmc is not None:
                 # every frame, detector or not: the tracker steps once per frame and each step needs the motion
-                job.warp = p.cmc(job.frame.image)
+                job.warp = p.cmc(
+                    job.frame.image, job.frame.timestamp_s
+                )  # the pose-based estimator needs the time
                 job.stage_ms["cmc"] = _ms_since(t0)
             if job.detect:
                 t = time.perf_counter_ns()
@@ -363,6 +366,10 @@ class OverlappedLoop:
                 assert p.tracker is not None  # guaranteed by Pipeline.__init__
                 dets = inside_frame(step(p.tracker, ts, warp=job.warp), job.frame.hw)
                 job.stage_ms["track"] = _ms_since(t0)
+            if p.geo is not None:
+                t = time.perf_counter_ns()
+                job.geo = p.geo(job.frame, dets)
+                job.stage_ms["geo"] = _ms_since(t)
             job.dets = dets
             job.busy_ms["track"] = _ms_since(t0)
             self.q_tracked.put(job)
@@ -389,7 +396,7 @@ class OverlappedLoop:
             t = time.perf_counter_ns()
             assert job.dets is not None
             result = FrameResult(
-                job.frame, job.dets, detector_ran=job.detect, fps=fps_ema, stage_ms=job.stage_ms
+                job.frame, job.dets, detector_ran=job.detect, fps=fps_ema, stage_ms=job.stage_ms, geo=job.geo
             )
             for sink in p.sinks:
                 sink.write(result)

@@ -24,6 +24,7 @@ import numpy as np
 
 from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combination
 from edgedet.detector import Detector
+from edgedet.errors import ConfigError
 from edgedet.overlap import STAGES_BESIDE_INFERENCE, OverlappedLoop, inside_frame
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
@@ -31,7 +32,7 @@ from edgedet.scheduler import Scheduler, make_scheduler
 from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
 from edgedet.tracking import step
-from edgedet.types import Detections, Frame, FrameResult
+from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class RunSummary:
             "lost_outputs": dict(self.lost_outputs),
             "outputs": list(self.outputs),
             "incomplete_outputs": [o.as_dict() for o in self.incomplete_outputs],
+            "live_outputs": [o.as_dict() for o in self.output_status if o.complete and o.note],
         }
 
     def format(self) -> str:
@@ -129,6 +131,9 @@ class RunSummary:
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
         lines.extend(o.format() for o in self.incomplete_outputs)
+        lines.extend(
+            o.format() for o in self.output_status if o.complete and o.note
+        )  # live outputs: what they did
         lines.extend(f"wrote {out}" for out in self.outputs)
         return "\n".join(lines)
 
@@ -152,10 +157,11 @@ class Pipeline:
         tracker: Tracker | None = None,
         scheduler: Scheduler | None = None,
         max_frames: int | None = None,
-        cmc: Callable[[np.ndarray], np.ndarray | None] | None = None,
+        cmc: Callable[[np.ndarray, float], np.ndarray | None] | None = None,
         paced: bool = False,
         outputs: Sequence[str] = (),
         overlap: bool = False,
+        geo: Callable[[Frame, Detections], GroundPositions] | None = None,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -169,6 +175,7 @@ class Pipeline:
         )
         self.max_frames = max_frames
         self.cmc = cmc
+        self.geo = geo
         # A paced file (--realtime) waits for its frame times inside the source: that wait is idle time, as for a
         # live source, and must not count as frame cost for the target-FPS scheduler.
         self.paced = paced
@@ -250,7 +257,7 @@ class Pipeline:
             warp = None
             if self.cmc is not None:
                 # every frame, detector or not: the tracker steps once per frame and each step needs the motion
-                warp = self.cmc(frame.image)
+                warp = self.cmc(frame.image, frame.timestamp_s)  # the pose-based estimator needs the time
                 stage_ms["cmc"] = (time.perf_counter_ns() - t0) / 1e6
             if detect:
                 dets = self._detect(frame, stage_ms, warp)
@@ -261,8 +268,13 @@ class Pipeline:
                 dets = inside_frame(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
+            geo = None
+            if self.geo is not None:
+                t = time.perf_counter_ns()
+                geo = self.geo(frame, dets)
+                stage_ms["geo"] = (time.perf_counter_ns() - t) / 1e6
             t = time.perf_counter_ns()
-            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms)
+            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms, geo=geo)
             for sink in self.sinks:
                 sink.write(result)
             t_done = time.perf_counter_ns()
@@ -329,7 +341,8 @@ class Pipeline:
                 sink.close()
             except Exception as exc:  # one bad sink must not stop the others from finishing their files
                 log.warning("closing %s failed: %s", type(sink).__name__, exc)
-            summary.lost_outputs[type(sink).__name__] = sink.lost_frames
+            name = type(sink).__name__  # two sinks of a kind (two --stream) add up
+            summary.lost_outputs[name] = summary.lost_outputs.get(name, 0) + sink.lost_frames
             # Sinks built on sinks.base.Sink say how their output ended (plugin sinks may not).
             status = sink.status() if callable(getattr(sink, "status", None)) else None  # type: ignore[attr-defined]
             if isinstance(status, OutputStatus):
@@ -385,10 +398,15 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         if tracker_factory is not None:
             fps = source.fps if source.fps and source.fps > 0 else None  # one Kalman step per nominal frame
             tracker = tracker_factory(dataclasses.replace(config.tracker_config, nominal_fps=fps))
+        geo = build_geo_stages(config, source)
         sinks = open_sinks(sink_config, source_fps=source.fps)
+        link_outputs: list[str] = []
+        if config.link_config.enabled:
+            sinks = [*sinks, *_open_link(config, detector.spec.class_names, source.fps, sinks, link_outputs)]
     except BaseException:
         source.close()
         raise
+    motion = geo.motion if geo is not None else None
     return Pipeline(
         source,
         detector,
@@ -396,8 +414,53 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         tracker=tracker,
         scheduler=scheduler,
         max_frames=config.max_frames,
-        cmc=make_cmc(config.cmc, live=source.is_live) if config.track else None,
+        cmc=make_cmc(config.cmc, live=source.is_live, pose=motion) if config.track else None,
         paced=bool(config.realtime),
-        outputs=output_files(sink_config),
+        outputs=[*output_files(sink_config), *link_outputs],
+        geo=geo.locator if geo is not None else None,
         overlap=overlap,
     )
+
+
+def build_geo_stages(config: RunConfig, source: Source) -> Any:
+    """edgedet.geo's stages (ground positions, pose-based CMC) for --telemetry, or None without it. The demo's
+    own telemetry (--telemetry demo | demo-noisy) comes from its scene."""
+    from edgedet.geo.build import DEMO_TELEMETRY, build_geo
+    from edgedet.sources.demo import DemoSource
+
+    geo_config = config.geo_config
+    if geo_config.telemetry in DEMO_TELEMETRY:
+        if not isinstance(source, DemoSource):
+            raise ConfigError(
+                f"--telemetry {geo_config.telemetry} is the demo flight's own: use it with --source demo, or pass "
+                "a telemetry.jsonl"
+            )
+        from edgedet.scenes.telemetry import demo_geo
+
+        return demo_geo(geo_config, source.scene)
+    return build_geo(geo_config)
+
+
+def _open_link(
+    config: RunConfig,
+    class_names: tuple[str, ...],
+    source_fps: float | None,
+    opened: list[Any],
+    outputs: list[str],
+) -> list[Any]:
+    """The drone link's sinks (edgedet.link); rtp:// streams write their .sdp into the run folder (the demo's),
+    else beside the first output file, else the current directory. Closes `opened` if the link fails to open."""
+    from edgedet.link.factory import open_link_sinks, sdp_files
+
+    first_file = next(
+        (p for p in (config.save_video, config.save_mot, config.save_json, config.save_coco) if p), None
+    )
+    sdp_dir = config.run_dir or (str(Path(first_file).parent) if first_file else ".")
+    try:
+        sinks = open_link_sinks(config.link_config, class_names, source_fps=source_fps, sdp_dir=sdp_dir)
+    except BaseException:
+        for sink in opened:
+            sink.close()
+        raise
+    outputs.extend(str(p) for p in sdp_files(config.link_config, sdp_dir))
+    return sinks

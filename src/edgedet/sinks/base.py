@@ -32,6 +32,7 @@ class SinkConfig:
     save_mot: --save-mot PATH, MOTChallenge txt (frame,id,x,y,w,h,score,-1,-1,-1).
     save_json: --save-json PATH, one JSON object per frame.
     save_coco: --save-coco PATH, COCO results json (a list of detections).
+    save_geojson, save_kml: --save-geojson / --save-kml PATH, the tracks' ground positions (needs --telemetry).
     class_names: names for drawing and for the JSON lines' class_name; index = class id.
     video_fps: frame rate written into the mp4; None = the source's, else 30.
     sinks: --sink NAME[:ARG] (repeatable): any sink in the registry (`edgedet.sinks.SINKS`), opened after the above.
@@ -45,6 +46,8 @@ class SinkConfig:
     save_mot: str | None = None
     save_json: str | None = None
     save_coco: str | None = None
+    save_geojson: str | None = None
+    save_kml: str | None = None
     class_names: tuple[str, ...] = ()
     video_fps: float | None = None
     tracking: bool | None = None
@@ -62,6 +65,8 @@ class OutputStatus:
     path: the output file, None for outputs that are not files; lost_frames: frames it could not record (write
     errors, or frames after it was disabled); exists: whether the file exists after close (None: not a file).
     An output is complete when it lost no frame; only complete outputs are reported as written.
+    note: what a live output (a video stream, a publisher) did, for its summary line; such outputs skip frames
+    by design (newest frame wins, a link that is down) and count them in the note, not in lost_frames.
     """
 
     flag: str
@@ -69,15 +74,17 @@ class OutputStatus:
     path: str | None
     lost_frames: int
     exists: bool | None
+    note: str = ""
 
     @property
     def complete(self) -> bool:
         return self.lost_frames == 0
 
     def format(self) -> str:
-        """One line: `wrote PATH`, or `INCOMPLETE --flag TARGET: lost N frames (...)`."""
+        """One line: `wrote PATH`, `--flag TARGET: NOTE` for a live output, or `INCOMPLETE --flag TARGET: lost N
+        frames (...)`."""
         if self.complete:
-            return f"wrote {self.target}"
+            return f"{self.flag} {self.target}: {self.note}" if self.note else f"wrote {self.target}"
         if self.path is None:
             state = "write errors"
         elif self.exists:
@@ -93,6 +100,7 @@ class OutputStatus:
             "lost_frames": self.lost_frames,
             "exists": self.exists,
             "complete": self.complete,
+            **({"note": self.note} if self.note else {}),
         }
 
 
