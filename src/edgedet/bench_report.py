@@ -240,12 +240,7 @@ def _cdf(ax: Any, samples: Mapping[str, Sequence[float]], title: str) -> None:
 
 def _legend_outside(ax: Any, handles: Sequence[Any] | None = None) -> Any:
     """A legend to the right of the axes, never over the curves (the constrained layout makes room for it)."""
-    kwargs: dict[str, Any] = {
-        "fontsize": 8,
-        "loc": "upper left",
-        "bbox_to_anchor": (1.01, 1.0),
-        "borderaxespad": 0,
-    }
+    kwargs: dict[str, Any] = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0}
     if handles is not None:
         kwargs["handles"] = list(handles)
     return ax.legend(**kwargs)
@@ -327,11 +322,7 @@ def pipeline_figure(report: Mapping[str, Any]) -> Any:
         ax_rss.set_ylabel("RSS (MB)")
         # one legend for both axes, outside both (the RSS axis labels sit on the right edge: go past them)
         ax_rss.legend(
-            handles=[cpu_line, rss_line],
-            fontsize=8,
-            loc="upper left",
-            bbox_to_anchor=(1.08, 1.0),
-            borderaxespad=0,
+            handles=[cpu_line, rss_line], fontsize=8, loc="upper left", bbox_to_anchor=(1.08, 1.0), borderaxespad=0
         )
     ax_tel.set_xlabel("time since start (s)")
     jetson = str(report["telemetry"]["jetson"]).split(" (")[0]  # the install hint is in the JSON

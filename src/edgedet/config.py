@@ -374,13 +374,9 @@ class RunConfig(_Options):
         to="sinks",
     )
     save_geojson: str | None = option(
-        None,
-        "GeoJSON of the tracks' ground positions, one line per track (= --sink geojson:PATH).",
-        stage="sink",
+        None, "GeoJSON of the tracks' ground positions, one line per track (= --sink geojson:PATH).", stage="sink"
     )
-    save_kml: str | None = option(
-        None, "KML of the tracks' ground positions (= --sink kml:PATH).", stage="sink"
-    )
+    save_kml: str | None = option(None, "KML of the tracks' ground positions (= --sink kml:PATH).", stage="sink")
     # ground positions (edgedet.geo): on with --telemetry
     telemetry: str | None = option(
         None,
@@ -467,9 +463,7 @@ class RunConfig(_Options):
             motion_compensation=self.cmc in ("sparse", "pose"),
         )  # fmt: skip
         if self.cmc == "pose" and self.telemetry is None:
-            raise ConfigError(
-                "--cmc pose needs the drone's pose: add --telemetry FILE (demo with --source demo)"
-            )
+            raise ConfigError("--cmc pose needs the drone's pose: add --telemetry FILE (demo with --source demo)")
         geo_only = ("camera_calib", "hfov_deg", "save_geojson", "save_kml")
         if self.telemetry is None and any(getattr(self, k) is not None for k in geo_only):
             raise ConfigError(

@@ -131,9 +131,7 @@ class RunSummary:
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
         lines.extend(o.format() for o in self.incomplete_outputs)
-        lines.extend(
-            o.format() for o in self.output_status if o.complete and o.note
-        )  # live outputs: what they did
+        lines.extend(o.format() for o in self.output_status if o.complete and o.note)  # live outputs: what they did
         lines.extend(f"wrote {out}" for out in self.outputs)
         return "\n".join(lines)
 

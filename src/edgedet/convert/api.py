@@ -68,8 +68,7 @@ class ConvertConfig:
         "cpu (uint8 activations, fast in ONNX Runtime) | tensorrt (symmetric int8; default with --engine)",
     )
     gate: bool = option(
-        True,
-        "INT8 accuracy gate; --no-gate writes INT8 without it (warns; the file records it).",
+        True, "INT8 accuracy gate; --no-gate writes INT8 without it (warns; the file records it).",
         flags="--gate/--no-gate",
     )
     engine: bool = option(False, "Build a TensorRT engine (on the device).", flags="--engine")

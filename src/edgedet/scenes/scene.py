@@ -358,9 +358,7 @@ class DemoScene:
         for img, gt, _truth in self._frames(False):
             yield img, gt
 
-    def iter_truth(
-        self,
-    ) -> Iterator[tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64], dict[int, tuple[float, float]]]]:
+    def iter_truth(self) -> Iterator[tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64], dict[int, tuple[float, float]]]]:
         """Like iterating the scene (same frames, same gt), plus each frame's exact ground positions: a dict
         object id -> (east_m, north_m) of the object's centre on the ground (see SceneConfig for the frame),
         for every object the frame's gt lists."""

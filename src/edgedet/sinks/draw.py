@@ -70,9 +70,7 @@ def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def place_label(
-    box: Rect, size_wh: tuple[int, int], frame_wh: tuple[int, int], taken: Sequence[Rect]
-) -> Rect:
+def place_label(box: Rect, size_wh: tuple[int, int], frame_wh: tuple[int, int], taken: Sequence[Rect]) -> Rect:
     """Where a label of `size_wh` goes for `box`: the first spot that stays in the frame and covers no label
     already placed (`taken`), among: above the box, inside its top edge, below it, then further above and below.
     When every spot collides, the first one that fits in the frame (labels then overlap, as before).
