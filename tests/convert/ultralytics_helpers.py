@@ -1,0 +1,100 @@
+"""Make Ultralytics checkpoints with the real `ultralytics` package, as its release files are made.
+
+`make_checkpoint(yaml, out)`: YOLO(yaml) with non-trivial weights (random init gives BatchNorm identity
+statistics and near-constant class scores, so a comparison would prove little), wrapped in a trainer-style
+checkpoint (weights under "ema", fp16, train_args) and passed through ultralytics' own `strip_optimizer`, which
+is how release files (yolov8n.pt ...) are written: weights under "model", fp16, training args kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IMGSZ = 320
+# id -> (yaml name as YOLO() takes it, overrides that shrink a scale-less model for test time, or None)
+FAMILIES: dict[str, tuple[str, dict[str, float] | None]] = {
+    "v3u": ("yolov3u.yaml", {"depth_multiple": 0.33, "width_multiple": 0.125}),
+    "v3u-spp": ("yolov3-sppu.yaml", {"depth_multiple": 0.33, "width_multiple": 0.125}),
+    "v3u-tiny": ("yolov3-tinyu.yaml", {"width_multiple": 0.25}),
+    "v5nu": ("yolov5nu.yaml", None),
+    "v5nu-p6": ("yolov5n-p6u.yaml", None),
+    "v6n": ("yolov6n.yaml", None),
+    "v8n": ("yolov8n.yaml", None),
+    "v8n-p2": ("yolov8n-p2.yaml", None),
+    "v8n-p6": ("yolov8n-p6.yaml", None),
+    "v8n-ghost": ("yolov8n-ghost.yaml", None),
+    "v9t": ("yolov9t.yaml", None),
+    "v9e": ("yolov9e.yaml", {"depth_multiple": 0.33, "width_multiple": 0.125}),
+    "v10n": ("yolov10n.yaml", None),
+    "11n": ("yolo11n.yaml", None),
+    "12n": ("yolo12n.yaml", None),
+    "26n": ("yolo26n.yaml", None),
+    "26n-p2": ("yolo26n-p2.yaml", None),
+    "26n-p6": ("yolo26n-p6.yaml", None),
+}
+
+
+def _cfg_path(name: str, overrides: dict[str, float] | None, tmp: Path) -> str:
+    """The yaml to build from: the packaged one, or a shrunken copy (same layers, fewer channels/repeats)."""
+    if overrides is None:
+        return name
+    from ultralytics.nn.tasks import yaml_model_load
+
+    d = yaml_model_load(name)
+    d = {k: v for k, v in d.items() if k not in ("yaml_file", "scale")} | overrides
+    out = tmp / name
+    out.write_text(yaml.safe_dump(d), encoding="utf-8")
+    return str(out)
+
+
+def spread_weights(model: Any, seed: int = 1) -> None:
+    """BatchNorm statistics/affine away from identity and class-conv weights spread, so scores vary."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.6)
+                m.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
+        head = model.model[-1]
+        for name in ("cv3", "one2one_cv3"):
+            for seq in getattr(head, name, None) or ():
+                seq[-1].weight.normal_(0.0, 0.05, generator=g)
+                seq[-1].bias.normal_(-2.0, 0.5, generator=g)
+
+
+def make_checkpoint(family: str, out_dir: Path, *, release: bool = True) -> Path:
+    """Write `<yaml stem>.pt` for FAMILIES[family] under out_dir; return its path. Needs ultralytics."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    import torch
+    from ultralytics import YOLO, __version__
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    name, overrides = FAMILIES[family]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = YOLO(_cfg_path(name, overrides, out_dir)).model
+    spread_weights(model)
+    ckpt = {
+        "epoch": 3,
+        "best_fitness": 0.5,
+        "model": None,
+        "ema": __import__("copy").deepcopy(model).half(),
+        "updates": 100,
+        "optimizer": None,
+        "train_args": {"imgsz": IMGSZ, "model": name, "data": "coco128.yaml", "epochs": 3},
+        "date": "2026-01-01T00:00:00",
+        "version": __version__,
+    }
+    path = out_dir / (Path(name).stem + ".pt")
+    torch.save(ckpt, path)
+    if release:
+        strip_optimizer(path)
+    return path
