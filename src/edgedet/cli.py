@@ -315,6 +315,12 @@ def convert_cmd(
         str | None, typer.Option("--output", "-o", help="Output folder (default: beside the input).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    loader: Annotated[
+        str, typer.Option(help="Ultralytics .pt reader: auto | builtin (no ultralytics needed) | ultralytics.")
+    ] = "auto",
+    one2many: Annotated[
+        bool, typer.Option("--one2many", help="YOLOv10/YOLO26: export the one-to-many head (NMS outside).")
+    ] = False,
 ) -> None:
     from edgedet.convert import ConvertConfig, convert
     from edgedet.errors import ConfigError
@@ -347,6 +353,8 @@ def convert_cmd(
         engine=engine,
         output=output,
         json=json_out,
+        loader=loader,
+        one2many=one2many,
     )
     result = convert(cfg, progress=lambda msg: _echo(msg, err=True))
     if json_out:
@@ -360,14 +368,21 @@ def convert_cmd(
         _echo(note)
 
 
-@app.command("info", help="Show a model's spec, inputs/outputs, precision and provenance (.onnx or engine).")
+@app.command(
+    "info", help="Show a model's spec, inputs/outputs, precision and provenance (.onnx, engine or .pt checkpoint)."
+)
 def info_cmd(
     path: Annotated[Path, typer.Argument(help=".onnx file, engine, or engine sidecar .json")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     from edgedet.convert.info import describe
 
-    info = describe(path)
+    if path.suffix.lower() in (".pt", ".pth"):  # a checkpoint: read, not converted
+        from edgedet.convert.adapters.checkpoint_info import describe_checkpoint
+
+        info = describe_checkpoint(path)
+    else:
+        info = describe(path)
     if json_out:
         _echo(json.dumps(info, indent=2, default=str))
         return

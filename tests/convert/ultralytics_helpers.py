@@ -8,6 +8,7 @@ is how release files (yolov8n.pt ...) are written: weights under "model", fp16, 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ FAMILIES: dict[str, tuple[str, dict[str, float] | None]] = {
 }
 
 
+def _div8(c: float) -> int:
+    return int(math.ceil(c / 8) * 8)
+
+
 def _cfg_path(name: str, overrides: dict[str, float] | None, tmp: Path) -> str:
     """The yaml to build from: the packaged one, or a shrunken copy (same layers, fewer channels/repeats)."""
     if overrides is None:
@@ -46,9 +51,25 @@ def _cfg_path(name: str, overrides: dict[str, float] | None, tmp: Path) -> str:
 
     d = yaml_model_load(name)
     d = {k: v for k, v in d.items() if k not in ("yaml_file", "scale")} | overrides
-    out = tmp / name
+    w = overrides.get("width_multiple", 1.0)
+    for row in d["backbone"] + d["head"]:
+        if row[2] == "CBLinear":  # ultralytics scales the layers these split, but not the split sizes
+            row[3][0] = [_div8(c * w) for c in row[3][0]]
+        elif row[2] in ("RepNCSPELAN4", "ELAN1"):  # hidden widths c3, c4 are not scaled either
+            row[3][1:3] = [_div8(c * w) for c in row[3][1:3]]
+        elif row[2] == "SPPELAN":
+            row[3][1] = _div8(row[3][1] * w)
+    out = tmp / name.replace("u.yaml", ".yaml")  # ultralytics maps yolov3u.yaml to its yolov3.yaml
     out.write_text(yaml.safe_dump(d), encoding="utf-8")
     return str(out)
+
+
+def coco_names() -> dict[int, str]:
+    """The 80 COCO class names from the installed ultralytics' own dataset yaml."""
+    import ultralytics
+
+    d = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg" / "datasets" / "coco.yaml").read_text())
+    return {int(k): str(v) for k, v in d["names"].items()}
 
 
 def spread_weights(model: Any, seed: int = 1) -> None:
@@ -82,6 +103,7 @@ def make_checkpoint(family: str, out_dir: Path, *, release: bool = True) -> Path
     out_dir.mkdir(parents=True, exist_ok=True)
     model = YOLO(_cfg_path(name, overrides, out_dir)).model
     spread_weights(model)
+    model.names = coco_names()  # a model built from a yaml is named 0..79; trained ones carry their dataset's
     ckpt = {
         "epoch": 3,
         "best_fitness": 0.5,

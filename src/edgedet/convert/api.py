@@ -59,6 +59,8 @@ class ConvertConfig:
     output: str | None = None
     json: bool = False
     parity_inputs: int = 4
+    loader: str = "auto"  # Ultralytics .pt: auto | builtin | ultralytics (the installed package)
+    one2many: bool = False  # Ultralytics end-to-end heads: export the one-to-many branch (NMS outside)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ def validate(config: ConvertConfig) -> None:
         raise ConfigError(
             "--dynamic cannot be combined with --int8 (quantization needs a fixed batch); drop one"
         )
+    if config.loader not in ("auto", "builtin", "ultralytics"):
+        raise ConfigError(f"--loader {config.loader!r} is unknown; use auto, builtin or ultralytics")
     if config.imgsz is not None:
         hw = _imgsz(config.imgsz)
         if min(hw) < 32 or max(hw) > 4096:
@@ -244,7 +248,10 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
         artifacts.append(_artifact(fp32_path, "fp32", time.perf_counter() - t0, None))
     else:
         loaded = _load(kind, config, names)
-        hw = _imgsz(config.imgsz) if config.imgsz is not None else (640, 640)
+        if loaded.extra.get("fallback_note"):
+            run.note(str(loaded.extra["fallback_note"]))
+        # default size: the one the model was trained at (Ultralytics checkpoints record it), else 640
+        hw = _imgsz(config.imgsz if config.imgsz is not None else loaded.extra.get("train_imgsz") or 640)
         spec = ModelSpec(
             input_hw=hw,
             output_format=config.format or loaded.output_format,
@@ -261,6 +268,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
             simplify=config.simplify,
             source=None if kind == "module" else config.source,
             provenance={"loader": kind}
+            | {k: str(v) for k, v in loaded.extra.items() if k in _PROVENANCE_EXTRA and v is not None}
             | (
                 {"weights": Path(config.weights).name, "weights_sha256": sha256_file(config.weights)}
                 if config.weights
@@ -304,15 +312,21 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
     return ConvertResult(final_spec, tuple(artifacts), tuple(run.notes), time.perf_counter() - t_start)
 
 
+# LoadedModel.extra keys worth keeping in the ONNX provenance (Ultralytics: which family, head, loader)
+_PROVENANCE_EXTRA = ("family", "head", "ultralytics_version", "weights_from")
+
+
 def _load(kind: str, config: ConvertConfig, names: tuple[str, ...] | None) -> Any:
     if kind == "yolov5":
         from edgedet.convert.adapters.yolov5 import load_yolov5
 
         return load_yolov5(config.source)
+    if config.one2many and kind != "ultralytics":
+        raise ConfigError("--one2many applies to Ultralytics end-to-end checkpoints (YOLOv10, YOLO26); drop it")
     if kind == "ultralytics":
         from edgedet.convert.adapters.ultralytics import load_ultralytics
 
-        return load_ultralytics(config.source)
+        return load_ultralytics(config.source, loader=config.loader, one2many=config.one2many)
     if kind == "module":
         from edgedet.convert.adapters.module_factory import load_module_factory
 

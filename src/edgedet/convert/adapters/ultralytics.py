@@ -228,7 +228,9 @@ def _load_with_package(path: str | Path, one2many: bool) -> LoadedModel:
     head = model.model[-1]
     has_o2o = getattr(head, "one2one_cv2", None) is not None
     if one2many and getattr(head, "cv2", None) is None:
-        raise ModelError(f"{path}: the one-to-many head was removed when this checkpoint was fused; drop --one2many")
+        raise ModelError(
+            f"{path}: the one-to-many head was removed when this checkpoint was fused; drop --one2many"
+        )
     e2e = has_o2o and not one2many
     if hasattr(model, "end2end"):
         model.end2end = e2e
@@ -266,7 +268,9 @@ def _load_with_package(path: str | Path, one2many: bool) -> LoadedModel:
             "task": task,
             "train_imgsz": _train_imgsz(ckpt if isinstance(ckpt, dict) else {}, model),
             "loader": f"ultralytics {version}",
-            "ultralytics_version": str(ckpt.get("version")) if isinstance(ckpt, dict) and ckpt.get("version") else None,
+            "ultralytics_version": str(ckpt.get("version"))
+            if isinstance(ckpt, dict) and ckpt.get("version")
+            else None,
             "weights_from": "ema" if isinstance(ckpt, dict) and ckpt.get("ema") is not None else "model",
             "head": "one2one" if e2e else "one2many",
             "parameters": nparams,

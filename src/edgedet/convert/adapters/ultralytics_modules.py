@@ -292,7 +292,7 @@ def ultralytics_classes() -> dict[str, Any]:
         def _anchors(self, xs: list[Any], dtype: Any) -> tuple[Any, Any]:
             """Cell centres (2, A) in grid units and each anchor's stride (1, A), level after level."""
             points, strides = [], []
-            for x, s in zip(xs, self.stride):
+            for x, s in zip(xs, self.stride, strict=True):
                 h, w = x.shape[2:]
                 gy, gx = torch.meshgrid(
                     torch.arange(h, dtype=dtype) + 0.5, torch.arange(w, dtype=dtype) + 0.5, indexing="ij"

@@ -13,6 +13,7 @@ alone (pickletools; nothing executed), with one line naming the task.
 
 from __future__ import annotations
 
+import codecs
 import pathlib
 import pickle
 import types
@@ -108,6 +109,7 @@ _PLAIN: dict[tuple[str, str], Any] = {
     ("pathlib", "PosixPath"): pathlib.PurePosixPath,
     ("pathlib", "WindowsPath"): pathlib.PureWindowsPath,
     ("ultralytics.utils", "IterableSimpleNamespace"): ArgsNamespace,
+    ("_codecs", "encode"): codecs.encode,  # how pickle protocol 2 stores bytes; it only builds a bytes object
 }
 
 
@@ -116,7 +118,9 @@ def _ultralytics_class(module: str, name: str) -> Any | None:
     classes = ultralytics_classes()
     if module == "ultralytics.nn.tasks" and name == "DetectionModel":
         return classes["DetectionModel"]
-    if (module == "ultralytics.nn.modules" or module.startswith("ultralytics.nn.modules.")) and name != "DetectionModel":
+    if (
+        module == "ultralytics.nn.modules" or module.startswith("ultralytics.nn.modules.")
+    ) and name != "DetectionModel":
         return classes.get(name)
     return None
 
@@ -168,12 +172,13 @@ class UltralyticsUnpickler(pickle.Unpickler):
             return getattr(torch.nn, name)
         if key in _TORCH_OTHER:
             obj: Any = torch
-            for part in module.split(".")[1:] + [name]:
+            for part in [*module.split(".")[1:], name]:
                 obj = getattr(obj, part)
             return obj
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
+            # how a numpy float in training metrics pickles; it only rebuilds a number from bytes
             np = require("numpy", "loading an Ultralytics checkpoint")
-            return np.core.multiarray.scalar if hasattr(np, "core") else np._core.multiarray.scalar
+            return np._core.multiarray.scalar
         if module == "numpy" and name == "dtype":
             return require("numpy", "loading an Ultralytics checkpoint").dtype
         raise refusal(module, name)
@@ -220,7 +225,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     except DataError:
         raise
     except (pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile, AttributeError) as exc:
-        raise ModelError(f"cannot read {path} as a PyTorch checkpoint ({exc}); is the file complete?") from exc
+        raise ModelError(
+            f"cannot read {path} as a PyTorch checkpoint ({exc}); is the file complete?"
+        ) from exc
     det_cls = ultralytics_classes()["DetectionModel"]
     if isinstance(ckpt, det_cls):
         model, key, ckpt = ckpt, "model", {}
@@ -241,7 +248,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         )
     head = model.model[-1]
     if type(head).__name__ not in ("Detect", "v10Detect"):
-        raise ModelError(f"{path}: the last layer is {type(head).__name__}, not a detection head; {SUPPORTED}")
+        raise ModelError(
+            f"{path}: the last layer is {type(head).__name__}, not a detection head; {SUPPORTED}"
+        )
     return Checkpoint(
         model=model,
         source_key=key,
