@@ -23,14 +23,25 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ultralytics", reason="the parity tests compare against the real ultralytics package")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from tests.convert.ultralytics_helpers import FAMILIES, IMGSZ, make_checkpoint  # noqa: E402
+from tests.convert.ultralytics_helpers import (  # noqa: E402
+    FAMILIES,
+    IMGSZ,
+    make_checkpoint,
+    real_image_batch,
+)
 
 from edgedet.convert.verify import align_end2end_rows  # noqa: E402
 
 WORKER = Path(__file__).with_name("_ultralytics_worker.py")
-# fp32 PyTorch vs fp32 ONNX Runtime: measured <= 1.3e-4 (boxes, input pixels) over all families
-PARITY_ATOL = 2e-3
+# Scores (sigmoid) must agree to SCORE_ATOL. Box coordinates (input pixels; a random network predicts boxes
+# up to ~550 px) carry float32 noise that the spread-out random weights amplify: ultralytics' own fp32 forward
+# differs from its float64 forward by up to ~5e-3 px here, and its fused model from its unfused one as much.
+# So boxes must agree within BOX_NOISE_FACTOR x that measured float32 noise (at least BOX_ATOL).
+SCORE_ATOL = 1e-3
+BOX_ATOL = 1e-2
+BOX_NOISE_FACTOR = 4.0
 E2E_FAMILIES = ("v10n", "26n", "26n-p2", "26n-p6")
+TEST_IMAGE = "000000000009.jpg"
 
 
 def _image_input() -> np.ndarray:
@@ -39,29 +50,54 @@ def _image_input() -> np.ndarray:
     from edgedet.convert.verify import preprocess_image
     from edgedet.spec import ModelSpec
 
-    img = cv2.imread(str(shared_path("coco128", "images", "train2017", "000000000009.jpg")))
+    img = cv2.imread(str(shared_path("coco128", "images", "train2017", TEST_IMAGE)))
     return preprocess_image(img, ModelSpec(input_hw=(IMGSZ, IMGSZ)))
 
 
-def _reference(checkpoint: Path, x: np.ndarray, end2end: bool) -> np.ndarray:
-    """ultralytics' own loader and PyTorch forward (eval mode; the head's first output)."""
+def _reference(checkpoint: Path, x: np.ndarray, end2end: bool, dtype: Any = None) -> np.ndarray:
+    """ultralytics' own loader and PyTorch forward (eval mode; the head's first output), in float32 or
+    (dtype=torch.float64) in double precision, to measure the float32 noise floor."""
     from ultralytics.nn.tasks import load_checkpoint
 
-    model = load_checkpoint(str(checkpoint))[0].float().eval()
+    dtype = dtype or torch.float32
+    model = load_checkpoint(str(checkpoint))[0].to(dtype).eval()
     model.end2end = end2end
     with torch.no_grad():
-        y = model(torch.from_numpy(x))
+        y = model(torch.from_numpy(x).to(dtype))
     return (y[0] if isinstance(y, (tuple, list)) else y)[0].numpy()
 
 
-def _max_abs(ref: np.ndarray, got: np.ndarray, fmt: str) -> float:
+def _errors(ref: np.ndarray, got: np.ndarray, fmt: str) -> tuple[float, float]:
+    """(max abs error of box coordinates, of scores) of `got` against `ref` ([4+nc, A] or [K, 6])."""
+    ref, got = ref.astype(np.float64), got.astype(np.float64)
     if fmt == "end2end":
-        got = align_end2end_rows(ref[None].astype(np.float64), got[None].astype(np.float64), 1e-3)[0]
-    return float(np.abs(ref.astype(np.float64) - got).max())
+        got = align_end2end_rows(ref[None], got[None], SCORE_ATOL)[0]
+        d = np.abs(ref - got)
+        return float(d[:, :4].max()), float(d[:, 4:].max())
+    d = np.abs(ref - got)
+    return float(d[:4].max()), float(d[4:].max())
+
+
+def assert_parity(ref: np.ndarray, ref64: np.ndarray, got: np.ndarray, fmt: str) -> None:
+    box, score = _errors(ref, got, fmt)
+    noise_box, _ = _errors(ref64, ref, fmt)
+    assert score <= SCORE_ATOL, f"scores differ by {score}"
+    assert box <= max(BOX_ATOL, BOX_NOISE_FACTOR * noise_box), (
+        f"boxes differ by {box} px (fp32 noise {noise_box})"
+    )
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def calib() -> Any:
+    """The test image, on which the random models' BatchNorm statistics and class-conv scales are set.
+
+    A random network is unstable: statistics set on other images let activations blow up on a new one
+    (measured: class logits with std 42 instead of 1.5), saturating every score at 1.0."""
+    return real_image_batch([shared_path("coco128", "images", "train2017", TEST_IMAGE)])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, calib: Any) -> dict[str, Any]:
     """Checkpoints for every family, ultralytics' reference outputs, and the built-in loader's ONNX outputs
     (computed in one subprocess where ultralytics is unimportable)."""
     root = tmp_path_factory.mktemp("ultralytics")
@@ -69,12 +105,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     np.save(root / "input.npy", x)
     jobs, refs = [], {}
     for fam in FAMILIES:
-        ckpt = make_checkpoint(fam, root / fam)
+        ckpt = make_checkpoint(fam, root / fam, calib)
         variants = [False, True] if fam in E2E_FAMILIES else [False]
         for one2many in variants:
             job_id = fam + ("-one2many" if one2many and fam in E2E_FAMILIES else "")
             e2e = fam in E2E_FAMILIES and not one2many
             refs[job_id] = _reference(ckpt, x, end2end=e2e)
+            refs[job_id + "/fp64"] = _reference(ckpt, x, end2end=e2e, dtype=torch.float64)
             jobs.append(
                 {
                     "id": job_id,
@@ -140,10 +177,10 @@ def test_onnx_matches_ultralytics_forward(built: dict[str, Any], job_id: str) ->
     assert ref.shape == got.shape == ((300, 6) if e2e else (84, ref.shape[1]))
     # the comparison proves something only if the outputs vary
     if e2e:
-        assert len(np.unique(ref[:, 5])) >= 3 and ref[:, :4].std() > 1.0
+        assert len(np.unique(ref[:, 5])) >= 10 and ref[:, 4].std() > 0.02 and ref[:, :4].std() > 1.0
     else:
-        assert ref[4:].std() > 0.005, ref[4:].std()
-    assert _max_abs(ref, got, res["format"]) <= PARITY_ATOL
+        assert ref[4:].std() > 0.02, ref[4:].std()
+    assert_parity(ref, built["refs"][job_id + "/fp64"], got, res["format"])
     # `run` decodes both alike: the same detections (threshold set in a gap between scores, as near-equal
     # scores may fall either side of it under float noise)
     scores = np.sort((ref[:, 4] if e2e else ref[4:].max(axis=0)).ravel())
@@ -156,17 +193,18 @@ def test_onnx_matches_ultralytics_forward(built: dict[str, Any], job_id: str) ->
     assert sorted(c_r.tolist()) == sorted(c_g.tolist())
 
 
-def test_trainer_checkpoint_reads_ema(tmp_path: Path) -> None:
+def test_trainer_checkpoint_reads_ema(tmp_path: Path, calib: Any) -> None:
     """A checkpoint as training writes it (model None, weights under ema, optimizer state) loads."""
     from edgedet.convert.adapters.ultralytics import load_ultralytics
 
-    ckpt = make_checkpoint("v8n", tmp_path, release=False)
+    ckpt = make_checkpoint("v8n", tmp_path, calib, release=False)
     loaded = load_ultralytics(ckpt, loader="builtin")
     assert loaded.extra["weights_from"] == "ema" and loaded.output_format == "yolov8"
     x = torch.from_numpy(_image_input())
     with torch.no_grad():
         got = loaded.module(x)[0].numpy()
-    assert float(np.abs(got - _reference(ckpt, x.numpy(), end2end=False)).max()) <= PARITY_ATOL
+    ref, ref64 = (_reference(ckpt, x.numpy(), False, dt) for dt in (torch.float32, torch.float64))
+    assert_parity(ref, ref64, got, "yolov8")
 
 
 def test_fused_checkpoint_loads_and_keeps_only_its_head(tmp_path: Path) -> None:
@@ -188,7 +226,8 @@ def test_fused_checkpoint_loads_and_keeps_only_its_head(tmp_path: Path) -> None:
     x = _image_input()
     with torch.no_grad():
         got = loaded.module(torch.from_numpy(x))[0].numpy()
-    assert _max_abs(_reference(path, x, end2end=True), got, "end2end") <= PARITY_ATOL
+    ref, ref64 = (_reference(path, x, True, dt) for dt in (torch.float32, torch.float64))
+    assert_parity(ref, ref64, got, "end2end")
 
 
 @pytest.mark.parametrize(
@@ -262,7 +301,7 @@ def test_getattr_only_reaches_forward_of_edgedet_layers() -> None:
         UltralyticsUnpickler(io.BytesIO(data)).load()
 
 
-def test_package_loader_matches_builtin(tmp_path: Path) -> None:
+def test_package_loader_matches_builtin(tmp_path: Path, calib: Any) -> None:
     """--loader ultralytics goes through the installed package's public load_checkpoint."""
     import ultralytics
 
@@ -270,25 +309,26 @@ def test_package_loader_matches_builtin(tmp_path: Path) -> None:
 
     x = torch.from_numpy(_image_input())
     for fam in ("v8n", "26n"):
-        ckpt = make_checkpoint(fam, tmp_path / fam)
+        ckpt = make_checkpoint(fam, tmp_path / fam, calib)
         pkg = load_ultralytics(ckpt, loader="ultralytics")
         own = load_ultralytics(ckpt, loader="builtin")
         assert pkg.extra["loader"] == f"ultralytics {ultralytics.__version__}"
         assert pkg.output_format == own.output_format and pkg.class_names == own.class_names
         with torch.no_grad():
             a, b = pkg.module(x)[0].numpy(), own.module(x)[0].numpy()
-        assert _max_abs(a, b, own.output_format) <= PARITY_ATOL
+        e2e = own.output_format == "end2end"
+        assert_parity(a, _reference(ckpt, x.numpy(), e2e, torch.float64), b, own.output_format)
 
 
 def test_package_loader_names_the_version_when_its_api_is_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calib: Any
 ) -> None:
     import ultralytics
     import ultralytics.nn.tasks as tasks
 
     from edgedet.convert.adapters.ultralytics import load_ultralytics
 
-    ckpt = make_checkpoint("v8n", tmp_path)
+    ckpt = make_checkpoint("v8n", tmp_path, calib)
     monkeypatch.delattr(tasks, "load_checkpoint")
     with pytest.raises(
         MissingDependencyError, match=rf"ultralytics {ultralytics.__version__} has no .*load_checkpoint"
@@ -301,3 +341,46 @@ def test_unpickler_refuses_plain_pickles_of_other_globals() -> None:
 
     with pytest.raises(DataError, match=r"refusing to unpickle builtins\.eval"):
         UltralyticsUnpickler(io.BytesIO(pickle.dumps(eval))).load()
+
+
+def test_cli_info_and_convert_a_release_named_checkpoint(
+    tmp_path: Path, calib: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edgedet info yolov8n.pt` describes without converting; `edgedet convert yolov8n.pt` (no flags) exports
+    at the training size recorded in the checkpoint, checked against PyTorch."""
+    from edgedet.cli import main
+    from edgedet.convert.export_onnx import read_spec
+
+    ckpt = make_checkpoint("v8n", tmp_path, calib)
+    assert ckpt.name == "yolov8n.pt"
+    assert main(["info", str(ckpt), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["family"] == "YOLOv8n" and info["task"] == "detect" and info["format"] == "ultralytics"
+    assert info["num_classes"] == 80 and info["classes"] == [
+        "person",
+        "bicycle",
+        "car",
+        "motorcycle",
+        "airplane",
+        "...",
+    ]
+    assert (
+        info["input_size"] == f"{IMGSZ}x{IMGSZ}" and info["parameters"] == 3_157_200
+    )  # YOLOv8n's published 3.2M
+    assert info["loader"].startswith("edgedet built-in") and info["output_format"] == "yolov8"
+    assert not (tmp_path / "yolov8n.onnx").exists()
+    assert main(["convert", str(ckpt)]) == 0
+    spec = read_spec(tmp_path / "yolov8n.onnx")
+    assert (
+        spec.input_hw == (IMGSZ, IMGSZ) and spec.output_format == "yolov8" and spec.class_names[0] == "person"
+    )
+    assert spec.provenance["family"] == "YOLOv8n" and spec.provenance["task"] == "detect"
+    err = capsys.readouterr().err
+    assert "parity yolov8n.onnx vs PyTorch" in err and ": ok;" in err
+
+
+def test_cli_one2many_only_for_ultralytics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgedet.cli import main
+
+    assert main(["convert", "pkg.mod:factory", "--one2many"]) != 0
+    assert "--one2many applies to Ultralytics end-to-end checkpoints" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Make Ultralytics checkpoints with the real `ultralytics` package, as its release files are made.
 
-`make_checkpoint(yaml, out)`: YOLO(yaml) with non-trivial weights (random init gives BatchNorm identity
-statistics and near-constant class scores, so a comparison would prove little), wrapped in a trainer-style
+`make_checkpoint(family, out, images)`: YOLO(yaml) with non-trivial weights (random init gives BatchNorm
+identity statistics and near-constant class scores, so a comparison would prove little), wrapped in a trainer-style
 checkpoint (weights under "ema", fp16, train_args) and passed through ultralytics' own `strip_optimizer`, which
 is how release files (yolov8n.pt ...) are written: weights under "model", fp16, training args kept.
 """
@@ -72,27 +72,68 @@ def coco_names() -> dict[int, str]:
     return {int(k): str(v) for k, v in d["names"].items()}
 
 
-def spread_weights(model: Any, seed: int = 1) -> None:
-    """BatchNorm statistics/affine away from identity and class-conv weights spread, so scores vary."""
+def spread_weights(model: Any, images: Any, seed: int = 1) -> None:
+    """Make a random-init model's outputs vary like a trained one's, so a comparison proves something.
+
+    Random init leaves BatchNorm at identity statistics and the class convs near zero: scores come out nearly
+    constant. Here the BatchNorm statistics are measured on `images` (a real-image batch, (B, 3, H, W) in
+    [0, 1]) and the affine parameters spread; then each class conv (both branches of an end-to-end head) is
+    rescaled so its logits over those images have mean -4 and standard deviation 1 per class.
+    """
     import torch
 
     g = torch.Generator().manual_seed(seed)
+    head = model.model[-1]
+    class_convs = [seq[-1] for name in ("cv3", "one2one_cv3") for seq in (getattr(head, name, None) or ())]
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    stats: dict[int, tuple[Any, Any]] = {}
+
+    def record(conv: Any, _inp: Any, out: Any) -> None:
+        stats[id(conv)] = (out.mean(dim=(0, 2, 3)), out.std(dim=(0, 2, 3)))
+
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.6)
-                m.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
-        head = model.model[-1]
-        for name in ("cv3", "one2one_cv3"):
-            for seq in getattr(head, name, None) or ():
-                seq[-1].weight.normal_(0.0, 0.05, generator=g)
-                seq[-1].bias.normal_(-2.0, 0.5, generator=g)
+        for bn in bns:
+            n = bn.num_features
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative: after one batch, exactly that batch's statistics
+            bn.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.6)
+            bn.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
+        for conv in class_convs:
+            conv.weight.normal_(0.0, 1.0 / conv.weight.shape[1] ** 0.5, generator=g)
+        model.train()
+        model(images)
+        model.eval()
+        for bn in bns:
+            bn.momentum = 0.03
+        hooks = [conv.register_forward_hook(record) for conv in class_convs]
+        model.end2end = False
+        model(images)
+        if getattr(head, "one2one_cv2", None) is not None:
+            model.end2end = True
+            model(images)
+        for h in hooks:
+            h.remove()
+        for conv in class_convs:
+            mean, std = stats[id(conv)]
+            a = 1.0 / std.clamp_min(1e-6)
+            conv.weight.mul_(a.view(-1, 1, 1, 1))
+            conv.bias.copy_(a * (conv.bias - mean) - 4.0)
 
 
-def make_checkpoint(family: str, out_dir: Path, *, release: bool = True) -> Path:
+def real_image_batch(paths: list[Path], imgsz: int = IMGSZ) -> Any:
+    """(B, 3, imgsz, imgsz) float32 torch tensor through edgedet's own preprocessing."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from edgedet.convert.verify import preprocess_image
+    from edgedet.spec import ModelSpec
+
+    spec = ModelSpec(input_hw=(imgsz, imgsz))
+    return torch.from_numpy(np.concatenate([preprocess_image(cv2.imread(str(p)), spec) for p in paths]))
+
+
+def make_checkpoint(family: str, out_dir: Path, images: Any, *, release: bool = True) -> Path:
     """Write `<yaml stem>.pt` for FAMILIES[family] under out_dir; return its path. Needs ultralytics."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     import torch
@@ -102,7 +143,7 @@ def make_checkpoint(family: str, out_dir: Path, *, release: bool = True) -> Path
     name, overrides = FAMILIES[family]
     out_dir.mkdir(parents=True, exist_ok=True)
     model = YOLO(_cfg_path(name, overrides, out_dir)).model
-    spread_weights(model)
+    spread_weights(model, images)
     model.names = coco_names()  # a model built from a yaml is named 0..79; trained ones carry their dataset's
     ckpt = {
         "epoch": 3,

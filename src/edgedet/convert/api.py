@@ -313,7 +313,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
 
 
 # LoadedModel.extra keys worth keeping in the ONNX provenance (Ultralytics: which family, head, loader)
-_PROVENANCE_EXTRA = ("family", "head", "ultralytics_version", "weights_from")
+_PROVENANCE_EXTRA = ("family", "task", "head", "train_imgsz", "ultralytics_version", "weights_from")
 
 
 def _load(kind: str, config: ConvertConfig, names: tuple[str, ...] | None) -> Any:

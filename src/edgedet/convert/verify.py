@@ -269,17 +269,23 @@ def align_end2end_rows(
     Row order carries no meaning (decoding keeps every row above the threshold), and near-equal scores swap
     places under float noise, so an element-wise comparison would fail a correct export. Reference rows whose
     score is within `score_atol` of the K-th (lowest kept) score may legitimately be absent from the candidate
-    (a near-tie at the cut-off): they are compared with themselves."""
+    (a near-tie at the cut-off): those without a candidate row within `_CUTOFF_MATCH` (pixels and score) are
+    compared with themselves; every other row is compared with its match."""
     out = np.empty_like(candidate)
     for b in range(reference.shape[0]):
         r, c = reference[b], candidate[b]
         dist = np.abs(r[:, None, :5] - c[None, :, :5]).max(axis=-1)
         dist[r[:, None, 5] != c[None, :, 5]] = np.inf
         matched = c[np.argmin(dist, axis=1)]
-        at_cutoff = r[:, 4] <= r[:, 4].min() + score_atol
-        matched[at_cutoff] = r[at_cutoff]
+        dropped = (r[:, 4] <= r[:, 4].min() + score_atol) & (dist.min(axis=1) > _CUTOFF_MATCH)
+        matched[dropped] = r[dropped]
         out[b] = matched
     return out
+
+
+# A row at the score cut-off counts as present in the other output when a same-class row lies this close
+# (input pixels for boxes); a different detection is further away.
+_CUTOFF_MATCH = 1.0
 
 
 def check_parity(

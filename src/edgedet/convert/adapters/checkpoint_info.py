@@ -18,7 +18,8 @@ def describe_checkpoint(path: str | Path, loader: str = "auto") -> dict[str, Any
     """A JSON-ready description of a .pt checkpoint (Ultralytics or YOLOv5 repo).
 
     Keys: path, kind ("checkpoint"), format (ultralytics | yolov5), loader, family, task, num_classes,
-    classes (the first few names, "..." when there are more), input_size ([h, w] it was trained at, or None),
+    classes (the first few names, "..." when there are more), input_size ("HxW" it was trained at, the size
+    `convert` uses by default),
     parameters, stride, output_format, head (Ultralytics: one2one | one2many), ultralytics_version.
     """
     from edgedet.convert.adapters import detect_source_kind
@@ -40,9 +41,7 @@ def describe_checkpoint(path: str | Path, loader: str = "auto") -> dict[str, Any
             else x["loader"],
             "family": x.get("family"),
             "task": x.get("task"),
-            "input_size": None
-            if imgsz is None
-            else ([imgsz, imgsz] if isinstance(imgsz, int) else list(imgsz)),
+            "input_size": _size(imgsz),
             "parameters": x.get("parameters"),
             "head": x.get("head"),
             "ultralytics_version": x.get("ultralytics_version"),
@@ -56,7 +55,7 @@ def describe_checkpoint(path: str | Path, loader: str = "auto") -> dict[str, Any
             "loader": "edgedet built-in (YOLOv5 repo not needed)",
             "family": "YOLOv5 (repo)",
             "task": "detect",
-            "input_size": None,
+            "input_size": _size(None),
             "parameters": sum(int(p.numel()) for p in loaded.module.parameters()),
         }
     else:
@@ -72,3 +71,10 @@ def describe_checkpoint(path: str | Path, loader: str = "auto") -> dict[str, Any
         "stride": loaded.stride,
         "output_format": loaded.output_format,
     }
+
+
+def _size(imgsz: int | tuple[int, int] | list[int] | None) -> str:
+    if imgsz is None:
+        return "not recorded (convert uses 640; pass --imgsz)"
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    return f"{h}x{w}"
