@@ -10,6 +10,7 @@ comparable within one run (shared CPU).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from edgedet.convert.export_onnx import export_onnx, read_spec
 from edgedet.convert.fp16 import convert_fp16
 from edgedet.spec import ModelSpec
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "models"
+DATA = Path(os.environ.get("EDGEDET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") / "models"  # tools/fetch_data.py
 
 
 def yolov8n_like(nc: int = 80) -> Any:

@@ -10,6 +10,7 @@ OpenCV, and whether each result equals the plain greedy reference (OpenCV given 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from edgedet.postprocess.nms import nms, nms_numpy
 from edgedet.preprocess import Preprocessor
 from edgedet.spec import spec_from_metadata
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("EDGEDET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")  # tools/fetch_data.py
 IOU = 0.45
 
 

@@ -12,6 +12,7 @@ resized to 720p so the detections are real). Targets: overhead <= 10% of infer a
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from edgedet.postprocess import PostprocessConfig, Postprocessor, nms
 from edgedet.preprocess import Preprocessor
 from edgedet.spec import spec_from_metadata
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("EDGEDET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")  # tools/fetch_data.py
 
 
 def main() -> None:

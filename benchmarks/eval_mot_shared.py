@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from edgedet.tracking.sort import TrackerConfig
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tracker import ReferenceSort
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
+DEFAULT_DATA = Path(os.environ.get("EDGEDET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") / "mot"
 COLS = ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN")
 
 

@@ -39,7 +39,7 @@ from edgedet.sources import LiveSource, SourceConfig
 from edgedet.types import FrameResult
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("EDGEDET_DATA") or REPO.parent / "shared" / "data")  # tools/fetch_data.py
 DEFAULT_VIDEO = DATA / "video" / "people_indoor_640x368.mp4"
 DEFAULT_MODEL = DATA / "models" / "reference_onnx" / "yolov5n_320.onnx"
 FRAMES_PER_HOUR_30FPS = 30 * 3600

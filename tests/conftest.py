@@ -9,17 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.helpers.data import data_path, data_root
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = data_root()  # $EDGEDET_DATA, else ../shared/data (tools/fetch_data.py fills it)
 
-
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test when it is not there."""
-    p = SHARED_DATA.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"shared data not present: {p}")
-    return p
+# The data-path helper every test uses (it skips naming the file and the fetch command when data is missing).
+shared_path = data_path
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -208,3 +209,49 @@ def test_cli_pipeline_bench_json_and_plot(tmp_path: Path) -> None:
 def test_cli_bench_bad_options(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(args)[0] == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("t_s", "cpu", "kept_t"),
+    [
+        # the last sample 4 ms after the previous one (stop()): CPU-time ticks make it 0 %: dropped
+        ([0.0, 0.5, 1.0, 1.5, 1.504], [None, 40.0, 42.0, 41.0, 0.0], [0.5, 1.0, 1.5]),
+        # a last sample at 0.3 of the interval is also partial; 0.6 is kept
+        ([0.0, 0.5, 1.0, 1.15], [None, 40.0, 42.0, 250.0], [0.5, 1.0]),
+        ([0.0, 0.5, 1.0, 1.3], [None, 40.0, 42.0, 39.0], [0.5, 1.0, 1.3]),
+        ([0.0], [None], []),
+    ],
+)
+def test_partial_cpu_samples_are_not_plotted(t_s: list[float], cpu: list[float | None], kept_t: list[float]) -> None:
+    from edgedet.bench_report import full_interval_samples
+
+    t, v = full_interval_samples(t_s, cpu)
+    assert t.tolist() == kept_t
+    assert v.tolist() == [c for c, tt in zip(cpu, t_s, strict=True) if tt in kept_t]
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    return bool(a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1)
+
+
+def test_pipeline_plot_legends_sit_outside_the_data(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from edgedet.bench_report import pipeline_figure
+
+    model = tiny(tmp_path / "m.onnx")
+    out = tmp_path / "p.json"
+    code, text = run_cli(
+        ["bench", "--pipeline", "--model", str(model), "--source", "synthetic:96x64@30,frames=40", "--warmup", "2",
+         "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0, text
+    fig = pipeline_figure(json.loads(out.read_text()))
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    data_axes = list(fig.axes)
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 3  # CDF, timeline, telemetry
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in data_axes:
+            assert not _overlap(box, ax.get_window_extent(renderer)), (legend.get_texts()[0].get_text(), ax)

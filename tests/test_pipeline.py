@@ -12,9 +12,9 @@ from tests.helpers.tiny_models import constant_model, yolov5_raw
 
 from edgedet.backends.fake import FakeBackend
 from edgedet.config import RunConfig
+from edgedet.detector import Detector
 from edgedet.pipeline import Pipeline, build_pipeline
-from edgedet.postprocess import PostprocessConfig, Postprocessor
-from edgedet.preprocess import Preprocessor
+from edgedet.postprocess import PostprocessConfig
 from edgedet.scheduler import EveryN
 from edgedet.sources import SourceConfig, open_source
 from edgedet.spec import ModelSpec
@@ -81,9 +81,7 @@ def test_skipped_frames_are_predicted_by_the_tracker(tmp_path):
     source = open_source("synthetic:64x64@30", SourceConfig(max_frames=12))
     pipe = Pipeline(
         source,
-        backend,
-        Preprocessor(spec),
-        Postprocessor(spec, PostprocessConfig()),
+        Detector(backend, PostprocessConfig()),
         sinks=[],
         tracker=SortTracker(TrackerConfig(min_hits=1)),
         scheduler=EveryN(3),

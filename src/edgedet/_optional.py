@@ -7,20 +7,34 @@ from types import ModuleType
 
 from edgedet.errors import MissingDependencyError
 
+# TrackEval's wheels (every release on PyPI) require opencv-python, the GUI build, which would be installed beside
+# edgedet's opencv-python-headless and write the same cv2 package (a known source of broken installs), and a
+# pip extra cannot say --no-deps. The parts of TrackEval edgedet uses need only numpy and scipy, core
+# dependencies; the [eval] extra brings everything else.
+TRACKEVAL_INSTALL = 'pip install "edgedet[eval]" && pip install --no-deps "trackeval==1.3.0"'
+
 # module -> how a user gets it
 _HOW_TO_INSTALL: dict[str, str] = {
     "torch": "pip install torch (CPU: pip install torch==2.13.0) or pip install 'edgedet[export]'",
     "onnxslim": "pip install 'edgedet[export]'",
-    "ultralytics": "pip install 'edgedet[ultralytics]'",
+    "ultralytics": 'pip install "edgedet[ultralytics]"',
     "tensorrt": "use JetPack's TensorRT (apt install python3-libnvinfer) on the device; PyPI has no usable wheel here",
     "cuda": "pip install 'edgedet[tensorrt]' (cuda-python) or install pycuda",
     "pycuda": "pip install pycuda (builds against the CUDA toolkit)",
     "jtop": "pip install 'edgedet[jetson]' (jetson-stats) on the Jetson",
-    "pycocotools": "pip install 'edgedet[eval]'",
-    "motmetrics": "pip install 'edgedet[eval]'",
-    "trackeval": "pip install --no-deps trackeval",
-    "matplotlib": "pip install 'edgedet[plot]'",
+    "pycocotools": 'pip install "edgedet[eval]"',
+    "motmetrics": 'pip install "edgedet[eval]"',
+    "trackeval": TRACKEVAL_INSTALL,
+    "matplotlib": 'pip install "edgedet[plot]"',
     "filterpy": "pip install filterpy",
+}
+
+#: What each command needs beyond the core packages, checked all at once before it starts work.
+COMMAND_NEEDS: dict[str, tuple[str, ...]] = {
+    "eval det": ("pycocotools",),
+    "eval mot": ("trackeval", "motmetrics"),
+    "eval mot --no-crosscheck": ("trackeval",),
+    "bench --plot": ("matplotlib",),
 }
 
 
@@ -42,3 +56,30 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def missing(modules: tuple[str, ...] | list[str]) -> list[str]:
+    """The top-level packages among `modules` that do not import here, in the given order."""
+    return [m.split(".")[0] for m in modules if not available(m)]
+
+
+def require_all(command: str, modules: tuple[str, ...] | None = None) -> None:
+    """Check every optional package `command` needs before it starts; one MissingDependencyError naming them all.
+
+    `modules` defaults to COMMAND_NEEDS[command]. The install line covers all of them: the one extra that brings
+    them (plus TrackEval's separate --no-deps step when it is among them).
+    """
+    needed = COMMAND_NEEDS[command] if modules is None else modules
+    absent = missing(needed)
+    if not absent:
+        return
+    hows: list[str] = []
+    for top in absent:
+        how = _HOW_TO_INSTALL.get(top, f"pip install {top}")
+        if how not in hows and not any(how in h for h in hows):
+            hows = [h for h in hows if h not in how] + [how]
+    names = " and ".join(f"'{m}'" for m in absent)
+    raise MissingDependencyError(
+        f"edgedet {command} needs {names}, which {'is' if len(absent) == 1 else 'are'} not installed: "
+        + "; ".join(hows)
+    )

@@ -1,7 +1,8 @@
 """`edgedet bench`: latency per stage, measured so that a comparison holds on a noisy machine.
 
-Engine bench (`bench_engines`): each model is opened through the backend registry (ONNX Runtime; TensorRT for
-.engine/.plan files where it is installed). Every round runs preprocess -> infer -> postprocess once per model,
+Engine bench (`bench_engines`): each model is opened as an `edgedet.detector.Detector` through the backend
+registry (`--backend`; default ONNX Runtime, TensorRT for .engine/.plan files). Every round runs the detector
+(preprocess -> infer -> postprocess) once per model,
 interleaved (A B, B A, A B, ... : the order rotates each round so no model always runs first after the others), so
 slow drifts (thermal throttling, another process) hit every model alike. The first `warmup` rounds are discarded.
 Inputs are real images (`images`) or rendered synthetic scenes (textured background, moving objects; never zeros)
@@ -29,9 +30,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet.bench_report import NOT_AVAILABLE, report_header
-from edgedet.config import BenchConfig, RunConfig
-from edgedet.errors import ConfigError, DataError
+from edgedet.config import BenchConfig, RunConfig, apply_demo_defaults, parse_imgsz
+from edgedet.datasets import sample_frames
+from edgedet.detector import Detector, default_backend, open_detector
+from edgedet.errors import DataError
 from edgedet.profiling import LatencyStats
+from edgedet.protocols import Source
+from edgedet.sources.base import SourceStats
 from edgedet.telemetry import TelemetrySampler
 from edgedet.types import Frame, FrameResult
 
@@ -52,43 +57,11 @@ __all__ = [
     "bench_frames",
     "bench_pipeline",
     "default_backend",
-    "measure_detector_latency_ms",
     "resolve_imgsz",
 ]
 
 
-def default_backend(model: str | Path) -> str:
-    """tensorrt for serialized engines (.engine, .plan, .trt), onnxruntime otherwise."""
-    return "tensorrt" if Path(model).suffix.lower() in (".engine", ".plan", ".trt") else "onnxruntime"
-
-
-def bench_frames(
-    count: int, hw: tuple[int, int], images: str | Path | None = None, seed: int = 0
-) -> list[npt.NDArray[np.uint8]]:
-    """`count` BGR frames: images from a folder (sorted, first `count`) or rendered synthetic scenes of size hw."""
-    if images is not None:
-        import cv2
-
-        from edgedet.datasets import list_images
-
-        paths = list_images(Path(images))[:count]
-        if not paths:
-            raise DataError(
-                f"--images {images} has no .jpg/.png files; pass a folder of deployment-like images"
-            )
-        out = []
-        for p in paths:
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DataError(
-                    f"cannot read image {p}: OpenCV could not decode it; remove or replace the file"
-                )
-            out.append(np.asarray(img, np.uint8))
-        return out
-    from edgedet.sources.synthetic import SyntheticScene, SyntheticSpec
-
-    scene = SyntheticScene(SyntheticSpec(width=hw[1], height=hw[0], objects=8, seed=seed))
-    return [scene.render(i * 7) for i in range(count)]
+bench_frames = sample_frames  # the frames an engine bench times: an image folder or rendered synthetic scenes
 
 
 # --------------------------------------------------------------------------------------------- engine bench
@@ -97,27 +70,17 @@ def bench_frames(
 @dataclass
 class _Engine:
     path: Path
-    backend: Any
-    preprocess: Any
-    postprocess: Any
+    detector: Detector
     frames: list[npt.NDArray[np.uint8]]
     times: dict[str, list[float]] = field(
         default_factory=lambda: {"preprocess": [], "infer": [], "postprocess": []}
     )
 
     def round(self, i: int, keep: bool) -> None:
-        frame = self.frames[i % len(self.frames)]
-        t0 = time.perf_counter_ns()
-        tensor, letterbox = self.preprocess(frame)
-        t1 = time.perf_counter_ns()
-        outputs = self.backend.infer(tensor)
-        t2 = time.perf_counter_ns()
-        self.postprocess(outputs, letterbox)
-        t3 = time.perf_counter_ns()
+        _, t = self.detector.detect(self.frames[i % len(self.frames)])
         if keep:
-            self.times["preprocess"].append((t1 - t0) / 1e6)
-            self.times["infer"].append((t2 - t1) / 1e6)
-            self.times["postprocess"].append((t3 - t2) / 1e6)
+            for stage, ms in t.as_stage_ms().items():
+                self.times[stage].append(ms)
 
 
 def bench_engines(config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
@@ -129,9 +92,8 @@ def bench_engines(config: BenchConfig, progress: Progress | None = None) -> dict
     "ratio_p50_vs_first", "ratio_throughput_vs_first"}], "samples_ms": {model: [infer ms per timed round]}}.
     Ratios compare with the first model: ratio_p50 = this p50 / first p50 (< 1 = faster).
     """
-    from edgedet.backends import BackendConfig, open_backend
-    from edgedet.postprocess import PostprocessConfig, Postprocessor
-    from edgedet.preprocess import Preprocessor
+    from edgedet.backends import BackendConfig
+    from edgedet.postprocess import PostprocessConfig
 
     config.validate()
     names = [Path(m).name for m in config.models]
@@ -143,15 +105,12 @@ def bench_engines(config: BenchConfig, progress: Progress | None = None) -> dict
             bcfg = BackendConfig(
                 backend=config.backend or default_backend(m), device=config.device, threads=config.threads
             )
-            backend = open_backend(m, bcfg).__enter__()
-            spec = backend.spec
-            hw = config.imgsz or spec.input_hw
+            post = PostprocessConfig(conf_threshold=config.conf, iou_threshold=config.iou)
+            detector = open_detector(m, bcfg, post).__enter__()
+            hw = config.imgsz or detector.spec.input_hw
             n_frames = min(_MAX_DISTINCT_FRAMES, config.runs)
             frames = bench_frames(n_frames, hw, config.images, config.seed)
-            post = Postprocessor(
-                spec, PostprocessConfig(conf_threshold=config.conf, iou_threshold=config.iou)
-            )
-            engines.append(_Engine(Path(m), backend, Preprocessor(spec), post, frames))
+            engines.append(_Engine(Path(m), detector, frames))
         total = config.warmup + config.runs
         for r in range(total):
             k = r % len(engines)
@@ -161,18 +120,18 @@ def bench_engines(config: BenchConfig, progress: Progress | None = None) -> dict
                 progress(r + 1, total)
     finally:
         for eng in engines:
-            eng.backend.__exit__(None, None, None)
+            eng.detector.close()
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, eng in zip(names, engines, strict=True):
         t = {k: np.asarray(v, np.float64) for k, v in eng.times.items()}
         t["e2e"] = t["preprocess"] + t["infer"] + t["postprocess"]
-        spec = eng.backend.spec
+        spec = eng.detector.spec
         rows.append(
             {
                 "model": name,
                 "path": str(eng.path),
-                "backend": getattr(eng.backend, "description", type(eng.backend).__name__),
+                "backend": eng.detector.description,
                 "input_hw": list(spec.input_hw),
                 "frame_hw": list(eng.frames[0].shape[:2]),
                 "precision": spec.precision,
@@ -215,15 +174,20 @@ def bench_engines(config: BenchConfig, progress: Progress | None = None) -> dict
 
 
 class _TimedSource:
-    """Wraps a source: stamps perf_counter_ns when each frame is handed over, and times the read (capture)."""
+    """Wraps a Source: stamps perf_counter_ns when each frame is handed over, and times the read (capture)."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Source) -> None:
         self._source = source
+        self.is_live = source.is_live
+        self.fps = source.fps
         self.delivered_ns: dict[int, int] = {}
         self.capture_ms: dict[int, float] = {}
 
-    def __getattr__(self, name: str) -> Any:  # is_live, fps, stats(), close(): whatever the source has
-        return getattr(self._source, name)
+    def stats(self) -> SourceStats:
+        return self._source.stats()
+
+    def close(self) -> None:
+        self._source.close()
 
     def __iter__(self) -> Iterator[Frame]:
         it = iter(self._source)
@@ -314,8 +278,10 @@ def bench_pipeline(config: BenchConfig, progress: Progress | None = None) -> dic
         realtime=config.realtime,
         max_frames=config.max_frames,
     )
+    # the demo's defaults (target FPS, pacing, CMC) as `run` has them, without its video and files
+    run_cfg = apply_demo_defaults(run_cfg, outputs=False)
     pipeline = build_pipeline(run_cfg)
-    live = bool(getattr(pipeline.source, "is_live", False))
+    live = pipeline.source.is_live
     timed = _TimedSource(pipeline.source)
     pipeline.source = timed
     total = config.max_frames or 0  # 0: unknown length
@@ -416,40 +382,4 @@ def _pipeline_sections(rec: RecordingSink, timed: _TimedSource, warmup: int, liv
     return {"overall": overall, "stages": stages, "shares": shares, "timeline": timeline}
 
 
-def measure_detector_latency_ms(
-    model: str | Path,
-    frame_hw: tuple[int, int],
-    runs: int = 30,
-    warmup: int = 5,
-    threads: int = 0,
-    backend: str | None = None,
-    device: str = "cpu",
-) -> dict[str, Any]:
-    """Median preprocess + infer + postprocess time (ms) of `model` on synthetic frames of frame_hw, on this
-    machine: the detector latency a `--realtime` MOT replay assumes when given a model instead of a number.
-    Returns the engine bench row ({"latency_ms": {"e2e": {...}, ...}, ...})."""
-    cfg = BenchConfig(
-        models=(str(model),),
-        imgsz=frame_hw,
-        runs=runs,
-        warmup=warmup,
-        threads=threads,
-        backend=backend,
-        device=device,
-    )
-    report = bench_engines(cfg)
-    row: dict[str, Any] = report["engines"][0]
-    return row
-
-
-def resolve_imgsz(text: str | None) -> tuple[int, int] | None:
-    """`640` -> (640, 640); `384,640` or `384x640` -> (384, 640) (h, w); None -> None."""
-    if text is None:
-        return None
-    try:
-        parts = [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
-    except ValueError:
-        raise ConfigError(f"--imgsz takes 640 or 384,640 (h,w), got {text!r}") from None
-    if len(parts) not in (1, 2):
-        raise ConfigError(f"--imgsz takes 640 or 384,640 (h,w), got {text!r}")
-    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+resolve_imgsz = parse_imgsz  # the one imgsz parser lives in edgedet.config

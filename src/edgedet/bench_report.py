@@ -235,7 +235,34 @@ def _cdf(ax: Any, samples: Mapping[str, Sequence[float]], title: str) -> None:
     ax.set_ylabel("fraction of samples")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    _legend_outside(ax)
+
+
+def _legend_outside(ax: Any, handles: Sequence[Any] | None = None) -> Any:
+    """A legend to the right of the axes, never over the curves (the constrained layout makes room for it)."""
+    kwargs: dict[str, Any] = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0}
+    if handles is not None:
+        kwargs["handles"] = list(handles)
+    return ax.legend(**kwargs)
+
+
+def full_interval_samples(t_s: Sequence[float], values: Sequence[float | None]) -> tuple[Any, Any]:
+    """(t, values) without the samples that are not rates over a whole interval.
+
+    A rate sample (CPU % since the previous sample) is dropped when it is missing (the first sample has no
+    previous one) or when it covers less than half the median interval: the sampler takes one last sample at
+    stop(), often milliseconds after the previous one, where the CPU-time clock's ticks make it read 0 % or far
+    too much. Returns float64 arrays.
+    """
+    t = np.asarray(t_s, np.float64)
+    v = np.asarray([np.nan if x is None else x for x in values], np.float64)
+    if t.size < 2:
+        keep = np.isfinite(v)
+        return t[keep], v[keep]
+    dt = np.diff(t, prepend=np.nan)
+    nominal = float(np.nanmedian(dt[1:]))
+    keep = np.isfinite(v) & (dt >= 0.5 * nominal)
+    return t[keep], v[keep]
 
 
 def plot_engine_bench(samples_ms: Mapping[str, Sequence[float]], path: str | Path, title: str) -> Path:
@@ -247,12 +274,17 @@ def plot_engine_bench(samples_ms: Mapping[str, Sequence[float]], path: str | Pat
     ax_runs.set_xlabel("run (interleaved, post warm-up)")
     ax_runs.set_ylabel("infer (ms)")
     ax_runs.grid(True, alpha=0.3)
-    ax_runs.legend(fontsize=8)
+    _legend_outside(ax_runs)
     return _save(fig, path)
 
 
 def plot_pipeline_bench(report: Mapping[str, Any], path: str | Path) -> Path:
     """PNG: per-stage latency CDF; per-frame timeline of stage times and glass-to-glass; CPU% and RSS over time."""
+    return _save(pipeline_figure(report), path)
+
+
+def pipeline_figure(report: Mapping[str, Any]) -> Any:
+    """The matplotlib Figure that plot_pipeline_bench saves (legends beside the data, partial samples dropped)."""
     timeline = report["timeline"]
     fig, (ax_cdf, ax_tl, ax_tel) = _figure(3, 12)
     stages = [s for s in ("capture", "preprocess", "infer", "postprocess", "track", "sinks") if s in timeline]
@@ -280,20 +312,23 @@ def plot_pipeline_bench(report: Mapping[str, Any], path: str | Path) -> Path:
     tel = report.get("telemetry_timeline", {})
     t = np.asarray(tel.get("t_s", []), np.float64)
     if t.size:
-        cpu = np.asarray([np.nan if v is None else v for v in tel["cpu_percent"]], np.float64)
-        ax_tel.plot(t, cpu, "b.-", label="process CPU %")
+        cpu_t, cpu = full_interval_samples(tel["t_s"], tel["cpu_percent"])
+        (cpu_line,) = ax_tel.plot(cpu_t, cpu, "b.-", label="process CPU %")
         ax_tel.set_ylabel("CPU % (100 = one core)")
+        ax_tel.set_ylim(bottom=0)
         ax_rss = ax_tel.twinx()
         rss = np.asarray([np.nan if v is None else v for v in tel["rss_mb"]], np.float64)
-        ax_rss.plot(t, rss, "r.-", label="RSS MB")
+        (rss_line,) = ax_rss.plot(t, rss, "r.-", label="RSS MB")
         ax_rss.set_ylabel("RSS (MB)")
-        ax_tel.legend(loc="upper left", fontsize=8)
-        ax_rss.legend(loc="upper right", fontsize=8)
+        # one legend for both axes, outside both (the RSS axis labels sit on the right edge: go past them)
+        ax_rss.legend(
+            handles=[cpu_line, rss_line], fontsize=8, loc="upper left", bbox_to_anchor=(1.08, 1.0), borderaxespad=0
+        )
     ax_tel.set_xlabel("time since start (s)")
     jetson = str(report["telemetry"]["jetson"]).split(" (")[0]  # the install hint is in the JSON
     ax_tel.set_title(f"process telemetry; Jetson power/temperature: {jetson}")
     ax_tel.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 def _save(fig: Any, path: str | Path) -> Path:

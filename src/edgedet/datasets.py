@@ -125,14 +125,41 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def image_hw(path: Path) -> tuple[int, int]:
-    """Height and width of an image file, decoded as the pipeline decodes it (OpenCV, EXIF orientation applied)."""
+def read_image(path: Path | str) -> npt.NDArray[np.uint8]:
+    """Decode one image file to HxWx3 uint8 BGR as the pipeline decodes it (OpenCV, EXIF orientation applied).
+
+    DataError when OpenCV cannot decode it. The one image reader of eval, bench and the converter's helpers.
+    """
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise DataError(f"cannot read image {path}: OpenCV could not decode it; remove or replace the file")
+    return np.asarray(img, np.uint8)
+
+
+def image_hw(path: Path) -> tuple[int, int]:
+    """Height and width of an image file, decoded as the pipeline decodes it (OpenCV, EXIF orientation applied)."""
+    img = read_image(path)
     return int(img.shape[0]), int(img.shape[1])
+
+
+def sample_frames(
+    count: int, hw: tuple[int, int], images: str | Path | None = None, seed: int = 0
+) -> list[npt.NDArray[np.uint8]]:
+    """`count` BGR frames for timing a detector: images from a folder (sorted, the first `count`) or rendered
+    synthetic scenes of size hw (textured background, moving objects; never zeros)."""
+    if images is not None:
+        paths = list_images(Path(images))[:count]
+        if not paths:
+            raise DataError(
+                f"--images {images} has no .jpg/.png files; pass a folder of deployment-like images"
+            )
+        return [read_image(p) for p in paths]
+    from edgedet.sources.synthetic import SyntheticScene, SyntheticSpec
+
+    scene = SyntheticScene(SyntheticSpec(width=hw[1], height=hw[0], objects=8, seed=seed))
+    return [scene.render(i * 7) for i in range(count)]
 
 
 def _label_path(image: Path) -> Path:

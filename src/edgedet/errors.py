@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+#: `edgedet run`'s exit code when the run itself finished but at least one output lost frames (disk full, device
+#: gone): the files listed as written are complete, the others are not. 74 is sysexits' EX_IOERR.
+OUTPUTS_INCOMPLETE_EXIT_CODE = 74
+
 
 class EdgedetError(Exception):
     """Base class. The CLI prints str(error) as one line and exits with `exit_code`."""

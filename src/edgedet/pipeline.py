@@ -1,13 +1,15 @@
 """The runtime loop, and the only module that wires stages together.
 
-    Source --Frame--> Preprocessor --tensor, Letterbox--> Backend --raw--> Postprocessor --Detections-->
+    Source --Frame--> Detector (preprocess -> Backend -> postprocess) --Detections-->
         tracker.update (detect frames) | tracker.predict (skipped frames) --Detections + track ids--> sinks
 
-The Scheduler decides, per frame, whether the detector runs, from measured frame times.
+The Scheduler decides, per frame, whether the detector runs, from measured frame times. Every stage is typed
+against its protocol (`edgedet.protocols`); `build_pipeline(RunConfig)` opens them through the registries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -16,24 +18,22 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from edgedet.backends import Backend, BackendConfig, open_backend
 from edgedet.boxes import clip_xyxy
-from edgedet.config import RunConfig
-from edgedet.errors import ConfigError
+from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combination
+from edgedet.detector import Detector
 from edgedet.profiling import LatencyStats, StageTimer
+from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
+from edgedet.sinks.base import OutputStatus
+from edgedet.sources.base import SourceStats
+from edgedet.tracking import step
 from edgedet.types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
-
-
-class _Tracker(Protocol):
-    def update(self, dets: Detections, timestamp_s: float, warp: Any = None) -> Detections: ...
-    def predict(self, timestamp_s: float, warp: Any = None) -> Detections: ...
 
 
 class _Stop(Exception):
@@ -48,15 +48,38 @@ class RunSummary:
     wall_s: float = 0.0
     detector_runs: int = 0
     track_only_frames: int = 0
-    dropped_frames: int = 0
-    reconnects: int = 0
-    stalls: int = 0
-    downtime_s: float = 0.0
-    lost_during_gaps: int = 0
+    source_stats: SourceStats = field(default_factory=SourceStats)  # the source's counters at the end
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
     lost_outputs: dict[str, int] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # complete outputs only
+    output_status: list[OutputStatus] = field(default_factory=list)
+
+    @property
+    def incomplete_outputs(self) -> list[OutputStatus]:
+        """Outputs that lost frames (write errors): never listed as written."""
+        return [o for o in self.output_status if not o.complete]
+
+    # the source's counters, under the names the summary has always used
+    @property
+    def dropped_frames(self) -> int:
+        return self.source_stats.dropped
+
+    @property
+    def reconnects(self) -> int:
+        return self.source_stats.reconnects
+
+    @property
+    def stalls(self) -> int:
+        return self.source_stats.stalls
+
+    @property
+    def downtime_s(self) -> float:
+        return self.source_stats.downtime_s
+
+    @property
+    def lost_during_gaps(self) -> int:
+        return self.source_stats.lost_during_gaps
 
     @property
     def fps(self) -> float:
@@ -78,6 +101,7 @@ class RunSummary:
             "latency_ms": {k: v.as_dict() for k, v in self.latency.items()},
             "lost_outputs": dict(self.lost_outputs),
             "outputs": list(self.outputs),
+            "incomplete_outputs": [o.as_dict() for o in self.incomplete_outputs],
         }
 
     def format(self) -> str:
@@ -102,57 +126,56 @@ class RunSummary:
         ]
         if stages:
             lines.append("stages p50/p99 ms: " + ", ".join(stages))
-        lost = {k: v for k, v in self.lost_outputs.items() if v}
-        if lost:
-            lines.append(
-                "NOT RECORDED (write errors): " + ", ".join(f"{k} lost {v} frames" for k, v in lost.items())
-            )
-        for out in self.outputs:
-            lines.append(f"wrote {out}")
+        lines.extend(o.format() for o in self.incomplete_outputs)
+        lines.extend(f"wrote {out}" for out in self.outputs)
         return "\n".join(lines)
 
 
 class Pipeline:
-    """Runs the loop over already-built stages. Use `build_pipeline(RunConfig)` to build one from options."""
+    """Runs the loop over already-built stages. Use `build_pipeline(RunConfig)` to build one from options.
+
+    detector: runs on the frames the scheduler picks (the pipeline enters and closes it). tracker: None runs
+    without tracking (then every frame must be a detector frame and there is no camera-motion compensation).
+    cmc: image -> 2x3 warp (previous frame -> this one) or None, called on every frame. paced: the source
+    waits for its frame times (--realtime), which the scheduler must not count as work. outputs: the files the
+    sinks write, listed in the summary.
+    """
 
     def __init__(
         self,
-        source: Any,
-        backend: Backend,
-        preprocess: Any,
-        postprocess: Any,
-        sinks: Sequence[Any],
-        tracker: _Tracker | None = None,
+        source: Source,
+        detector: Detector,
+        sinks: Sequence[Sink],
+        tracker: Tracker | None = None,
         scheduler: Scheduler | None = None,
-        classes: Sequence[int] | None = None,
         max_frames: int | None = None,
         cmc: Callable[[np.ndarray], np.ndarray | None] | None = None,
         paced: bool = False,
+        outputs: Sequence[str] = (),
     ) -> None:
         self.source = source
-        self.backend = backend
-        self.preprocess = preprocess
-        self.postprocess = postprocess
+        self.detector = detector
         self.sinks = list(sinks)
         self.tracker = tracker
         self.scheduler = scheduler or make_scheduler()
-        if tracker is None and self.scheduler.interval != 1:
-            raise ConfigError(
-                "skipping detector runs needs the tracker: turn tracking on or use --detect-every 1"
-            )
-        self.classes = np.asarray(sorted(classes), np.int32) if classes else None
+        check_stage_combination(
+            tracking=tracker is not None,
+            skipping=self.scheduler.interval != 1,
+            motion_compensation=cmc is not None,
+        )
         self.max_frames = max_frames
-        if cmc is not None and tracker is None:
-            raise ConfigError(
-                "camera-motion compensation moves tracks: it needs tracking on (drop --cmc or --no-track)"
-            )
         self.cmc = cmc
         # A paced file (--realtime) waits for its frame times inside the source: that wait is idle time, as for a
         # live source, and must not count as frame cost for the target-FPS scheduler.
         self.paced = paced
+        self.outputs = list(outputs)
         self.timer = StageTimer()
         self._stop_reason: str | None = None
         self._waiting_for_frame = False
+
+    @property
+    def backend(self) -> Backend:
+        return self.detector.backend
 
     def request_stop(self, reason: str = "request") -> None:
         """Ask the loop to finish after the current frame (thread-safe: it only sets a value)."""
@@ -165,7 +188,7 @@ class Pipeline:
         restore = self._install_signal_handlers()
         t_start = time.perf_counter()
         try:
-            with self.backend:
+            with self.detector:
                 self._loop(summary)
         except _Stop:
             pass
@@ -194,7 +217,7 @@ class Pipeline:
 
     def _loop(self, summary: RunSummary) -> None:
         timer = self.timer
-        is_live = bool(getattr(self.source, "is_live", False))
+        is_live = self.source.is_live
         capture_is_work = not (is_live or self.paced)
         fps_ema = 0.0
         interval_ema = 0.0
@@ -216,7 +239,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = _inside(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
+                dets = _inside(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -243,26 +266,17 @@ class Pipeline:
             summary.frames += 1
             if self.max_frames is not None and summary.frames >= self.max_frames:
                 self._stop_reason = self._stop_reason or "max frames"
-            if any(getattr(s, "stop_requested", False) for s in self.sinks):
+            if any(s.stop_requested for s in self.sinks):
                 self._stop_reason = self._stop_reason or "window closed"
             t_wait = time.perf_counter_ns()
 
     def _detect(self, frame: Frame, stage_ms: dict[str, float], warp: np.ndarray | None = None) -> Detections:
-        t = time.perf_counter_ns()
-        tensor, letterbox = self.preprocess(frame.image)
-        t1 = time.perf_counter_ns()
-        outputs = self.backend.infer(tensor)
-        t2 = time.perf_counter_ns()
-        dets = self.postprocess(outputs, letterbox)
-        if self.classes is not None:
-            dets = dets[np.isin(dets.class_id, self.classes)]
-        t3 = time.perf_counter_ns()
-        stage_ms["preprocess"] = (t1 - t) / 1e6
-        stage_ms["infer"] = (t2 - t1) / 1e6
-        stage_ms["postprocess"] = (t3 - t2) / 1e6
+        dets, times = self.detector.detect(frame.image)
+        stage_ms.update(times.as_stage_ms())
         if self.tracker is not None:
-            dets = _inside(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
-            stage_ms["track"] = (time.perf_counter_ns() - t3) / 1e6
+            t = time.perf_counter_ns()
+            dets = _inside(step(self.tracker, frame.timestamp_s, dets, warp), frame.hw)
+            stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
         return dets
 
     # --- shutdown -------------------------------------------------------------------------------------------
@@ -290,27 +304,21 @@ class Pipeline:
         return restore
 
     def _close_all(self, summary: RunSummary) -> None:
-        stats = getattr(self.source, "stats", None)
-        if callable(stats):
-            st = stats()
-            summary.dropped_frames = int(getattr(st, "dropped", 0))
-            summary.reconnects = int(getattr(st, "reconnects", 0))
-            summary.stalls = int(getattr(st, "stalls", 0))
-            summary.downtime_s = float(getattr(st, "downtime_s", 0.0))
-            summary.lost_during_gaps = int(getattr(st, "lost_during_gaps", 0))
+        summary.source_stats = self.source.stats()
         for sink in self.sinks:
             try:
                 sink.close()
             except Exception as exc:  # one bad sink must not stop the others from finishing their files
                 log.warning("closing %s failed: %s", type(sink).__name__, exc)
-            name = type(sink).__name__
-            summary.lost_outputs[name] = int(getattr(sink, "lost_frames", 0))
-            path = getattr(sink, "path", None)
-            if path is not None:
-                summary.outputs.append(str(path))
-        close = getattr(self.source, "close", None)
-        if callable(close):
-            close()
+            summary.lost_outputs[type(sink).__name__] = sink.lost_frames
+            # Sinks built on sinks.base.Sink say how their output ended (plugin sinks may not).
+            status = sink.status() if callable(getattr(sink, "status", None)) else None  # type: ignore[attr-defined]
+            if isinstance(status, OutputStatus):
+                summary.output_status.append(status)
+        # Only complete files are listed as written; the incomplete ones are named by format() instead.
+        incomplete = {o.path for o in summary.incomplete_outputs if o.path is not None}
+        summary.outputs.extend(p for p in self.outputs if p not in incomplete)
+        self.source.close()
 
 
 def _inside(dets: Detections, hw: tuple[int, int]) -> Detections:
@@ -335,87 +343,49 @@ def resolve_model(config: RunConfig) -> Path:
 
 
 def build_pipeline(config: RunConfig) -> Pipeline:
-    """Open every stage named by `config` (model, source, sinks) and return the loop, not yet started.
+    """Open every stage named by `config` (model, source, tracker, sinks) and return the loop, not yet started.
 
-    Cheap checks run first (options, output paths, model file), so a bad flag fails before a camera opens.
+    The demo's defaults are applied first (`apply_demo_defaults(config)`; a no-op for other sources or a config
+    built by `build_config`). Cheap checks run first (options, output paths, model file, registry names), so a
+    bad flag fails before a camera opens.
     """
-    from edgedet.postprocess import PostprocessConfig, Postprocessor
-    from edgedet.preprocess import Preprocessor
-    from edgedet.sinks import SinkConfig, check_sink_config, open_sinks
-    from edgedet.sources import SourceConfig, open_source
+    from edgedet.detector import open_detector
+    from edgedet.sinks import check_sink_config, open_sinks, output_files
+    from edgedet.sources import open_source
     from edgedet.spec import read_names_file
+    from edgedet.tracking import TRACKERS
     from edgedet.tracking.cmc import make_cmc
 
-    config.validate()
-    scheduler = make_scheduler(config.detect_every, config.target_fps, config.max_interval)
+    config = apply_demo_defaults(config).validate()
+    scheduler = config.scheduler
+    tracker_factory = TRACKERS.get(config.tracker) if config.track else None  # an unknown name fails here
     names = read_names_file(config.names) if config.names else None
-    backend = open_backend(
-        resolve_model(config),
-        BackendConfig(
-            backend=config.backend,
-            device=config.device,
-            threads=config.threads,
-            trt_memory=config.trt_memory,
-            output_format=config.format,
-            class_names=names,
-        ),
+    # The sequential loop runs one stage thread beside inference (the source's capture/render thread): the
+    # ONNX Runtime thread budget leaves it a core.
+    backend_config = dataclasses.replace(config.backend_config(names), stages_beside=1)
+    detector = open_detector(
+        resolve_model(config), backend_config, config.postprocess_config, classes=config.classes
     )
-    spec = backend.spec
-    sink_config = SinkConfig(
-        show=config.show,
-        save_video=config.save_video,
-        save_mot=config.save_mot,
-        save_json=config.save_json,
-        save_coco=config.save_coco,
-        class_names=spec.class_names,
-        tracking=config.track,
-    )
+    sink_config = config.sink_config(detector.spec.class_names)
     check_sink_config(sink_config, source_fps=None)  # output paths and --show, before a camera is opened
-    post = Postprocessor(
-        spec,
-        PostprocessConfig(
-            conf_threshold=config.conf,
-            iou_threshold=config.iou,
-            agnostic=config.agnostic,
-            max_det=config.max_det,
-        ),
-    )
-    source = open_source(
-        config.source,
-        SourceConfig(
-            realtime=config.realtime,
-            loop=config.loop,
-            width=config.width,
-            height=config.height,
-            fps=config.fps,
-            stall_timeout_s=config.stall_timeout_s,
-            give_up_s=config.give_up_s,
-        ),  # max_frames is the loop's job (it also names it as the reason the run stopped)
-    )
-    tracker = build_tracker(config, getattr(source, "fps", None)) if config.track else None
+    source = open_source(config.source, config.source_config)
     try:
-        sinks = open_sinks(sink_config, source_fps=getattr(source, "fps", None))
+        tracker = None
+        if tracker_factory is not None:
+            fps = source.fps if source.fps and source.fps > 0 else None  # one Kalman step per nominal frame
+            tracker = tracker_factory(dataclasses.replace(config.tracker_config, nominal_fps=fps))
+        sinks = open_sinks(sink_config, source_fps=source.fps)
     except BaseException:
         source.close()
         raise
     return Pipeline(
         source,
-        backend,
-        Preprocessor(spec),
-        post,
+        detector,
         sinks,
         tracker=tracker,
         scheduler=scheduler,
-        classes=config.classes,
         max_frames=config.max_frames,
         cmc=make_cmc(config.cmc, live=source.is_live) if config.track else None,
-        paced=config.realtime,
+        paced=bool(config.realtime),
+        outputs=output_files(sink_config),
     )
-
-
-def build_tracker(config: RunConfig, source_fps: float | None = None) -> Any:
-    """SORT with the flags' overrides; one Kalman step per frame of the source's nominal rate."""
-    from edgedet.tracking import SortTracker, tracker_config_from_flags
-
-    fps = source_fps if source_fps and source_fps > 0 else None
-    return SortTracker(tracker_config_from_flags(config, nominal_fps=fps))

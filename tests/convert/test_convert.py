@@ -87,8 +87,8 @@ def test_onnx_source_gets_spec_and_weights_out_of_inputs(tmp_path: Path) -> None
 
 
 def test_engine_without_tensorrt_leaves_onnx_ready(tmp_path: Path, tiny_factory: str) -> None:
-    if importlib.util.find_spec("edgedet.convert.build_engine") is None:
-        pytest.skip("edgedet.convert.build_engine is not written yet")
+    if importlib.util.find_spec("edgedet.backends.engine_build") is None:
+        pytest.skip("edgedet.backends.engine_build is not written yet")
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed; this checks the machine without it")
     cfg = ConvertConfig(source=tiny_factory, format="yolov8", imgsz=64, engine=True, output=str(tmp_path))

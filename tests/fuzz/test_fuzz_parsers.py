@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edgedet.backends.engine_build import GpuInfo, check_engine, read_sidecar
 from edgedet.config import RunConfig, build_config, read_yaml_config
-from edgedet.convert.build_engine import GpuInfo, check_engine, read_sidecar
 from edgedet.convert.info import describe
 from edgedet.datasets import load_coco_json, load_yolo_dataset
 from edgedet.errors import EdgedetError

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_path
 
 from edgedet.cli import main
 from edgedet.convert.adapters import detect_source_kind, pickle_globals
@@ -116,9 +116,7 @@ PAYLOAD_NAMES = sorted(payloads(Path("x")))
 def test_payload_nested_in_the_real_yolov5_checkpoint_is_refused(
     tmp_path: Path, name: str, where: float
 ) -> None:
-    real = SHARED_DATA / "models" / "yolov5n.pt"
-    if not real.is_file():
-        pytest.skip(f"shared data not present: {real}")
+    real = shared_path("models", "yolov5n.pt")
     canary = tmp_path / "canary"
     evil = tmp_path / "yolov5n.pt"
     rewrite_checkpoint(real, evil, payloads(canary)[name], where)

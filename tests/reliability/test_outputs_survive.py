@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from tests.helpers.tiny_models import constant_model, yolov5_raw
 
+from edgedet.errors import OUTPUTS_INCOMPLETE_EXIT_CODE
+
 from .conftest import count_lines, start_cli, wait_for
 
 pytestmark = pytest.mark.slow
@@ -113,7 +115,7 @@ def test_full_disk_stops_that_output_with_a_warning_and_tracking_continues(
         tmp_path,
     )  # fmt: skip
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == OUTPUTS_INCOMPLETE_EXIT_CODE == 74, err  # the run finished, an output did not
     assert "Traceback" not in err
     warnings = [ln for ln in err.splitlines() if "--save-json" in ln]
     assert len(warnings) == 1 and "No space left on device" in warnings[0] and "run continues" in warnings[0]
@@ -121,11 +123,40 @@ def test_full_disk_stops_that_output_with_a_warning_and_tracking_continues(
     lost = summary["lost_outputs"]["JsonLinesSink"]
     kept = read_jsonl(small / "r.jsonl")
     assert 0 < len(kept) < frames and len(kept) + lost == frames
-    assert f"NOT RECORDED (write errors): JsonLinesSink lost {lost} frames" in out
+    assert (
+        f"INCOMPLETE --save-json {small / 'r.jsonl'}: lost {lost} frames "
+        "(write errors; the file holds what was written before them)"
+    ) in out.splitlines()
+    # only the complete output is listed as written
+    assert [ln for ln in out.splitlines() if ln.startswith("wrote ")] == ["wrote t.txt"]
+    assert summary["outputs"] == ["t.txt"]
+    assert summary["incomplete_outputs"] == [
+        {"flag": "--save-json", "path": str(small / "r.jsonl"), "lost_frames": lost, "exists": True, "complete": False}
+    ]
     # Tracking went on to the end and the MOT output on the healthy disk has every frame.
     mot = np.loadtxt(tmp_path / "t.txt", delimiter=",", ndmin=2)
     assert summary["frames"] == frames and int(mot[:, 0].max()) == frames
     assert summary["lost_outputs"]["MotSink"] == 0
+
+
+def test_video_on_a_disk_too_small_for_it_is_never_listed_as_written(
+    two_box_model: Path, tmp_path: Path, tmpfs: Any
+) -> None:
+    """The issue's case: a 300 kB disk; the video never starts (the reserve for its index does not fit)."""
+    small = tmpfs(300)
+    frames = 30
+    proc = start_cli(
+        ["run", "--source", f"synthetic:320x240@30,frames={frames}", "--model", str(two_box_model),
+         "--save-video", str(small / "out.mp4"), "--save-mot", str(small / "t.txt")],
+        tmp_path,
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 74, err
+    lines = out.splitlines()
+    assert f"INCOMPLETE --save-video {small / 'out.mp4'}: lost {frames} frames (write errors; the file was not created)" in lines
+    assert f"wrote {small / 't.txt'}" in lines
+    assert not any(ln.startswith("wrote") and "out.mp4" in ln for ln in lines)
+    assert not (small / "out.mp4").exists()
 
 
 def test_read_only_output_disk_is_refused_before_the_run_in_one_line(

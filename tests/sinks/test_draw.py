@@ -108,3 +108,69 @@ def test_off_frame_and_nan_boxes_do_not_raise() -> None:
 )
 def test_line_thickness_grows_with_image(hw: tuple[int, int], expected: int) -> None:
     assert line_thickness(hw) == expected
+
+
+def _label_pixels(out: np.ndarray, track_id: int) -> np.ndarray:
+    """Mask of pixels in the track's colour (its box outline and its filled label)."""
+    return (out == np.asarray(PALETTE[track_id % len(PALETTE)], np.uint8)).all(axis=-1)
+
+
+def _filled_width(mask: np.ndarray) -> int:
+    """Width of the colour's extent in its fullest row: the label's background (text pixels sit inside it)."""
+    row = mask[int(np.argmax(mask.sum(axis=1)))]
+    cols = np.flatnonzero(row)
+    return int(cols[-1] - cols[0] + 1) if cols.size else 0
+
+
+@pytest.mark.parametrize(
+    ("box_w", "expect"),
+    [(200, "full"), (100, "no score"), (60, "id only"), (6, "id only")],
+)
+def test_label_shrinks_to_fit_the_box(box_w: int, expect: str) -> None:
+    import cv2
+
+    image = np.full((240, 320, 3), GREY, np.uint8)
+    out = draw_detections(image, _dets([[40, 100, 40 + box_w, 140]], [5]), ("person",))
+    thick = line_thickness((240, 320))
+    texts = {"full": "person #5 0.90", "no score": "person #5", "id only": "#5"}
+    widths = {k: cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, thick / 3.0, max(1, thick // 2))[0][0] + 2 + 1
+              for k, t in texts.items()}  # fmt: skip
+    assert _filled_width(_label_pixels(out[:98], 5)) == widths[expect]  # above the box and its 2 px edge
+
+
+def test_compact_label_text() -> None:
+    from edgedet.sinks.draw import compact_label_for
+
+    assert compact_label_for(2, 17, ("car", "truck", "person")) == "#17"
+    assert compact_label_for(2, -1, ("car", "truck", "person")) == "person"
+    assert compact_label_for(7, -1, ()) == "7"
+
+
+def test_labels_of_neighbouring_small_boxes_do_not_overlap() -> None:
+    """Five 6x6 people side by side, 8 px apart (the drone view): each label stays readable."""
+    from edgedet.sinks.draw import place_label
+
+    boxes = [(100 + 8 * k, 120, 106 + 8 * k, 126) for k in range(5)]
+    taken: list[tuple[int, int, int, int]] = []
+    for b in boxes:
+        taken.append(place_label(b, (30, 16), (320, 240), taken))
+    for i, a in enumerate(taken):
+        assert 0 <= a[0] and a[2] <= 320 and 0 <= a[1] and a[3] <= 240
+        for b in taken[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    # the first label keeps the usual place, just above its box
+    assert taken[0] == (100, 104, 130, 120)
+
+    # and drawn: every track's colour shows a full label-sized block somewhere
+    image = np.full((240, 320, 3), GREY, np.uint8)
+    out = draw_detections(image, _dets([list(map(float, b)) for b in boxes], [1, 2, 3, 4, 5]), ("person",))
+    for tid in range(1, 6):
+        assert _filled_width(_label_pixels(out, tid)) >= 20
+
+
+def test_label_never_covers_the_overlay() -> None:
+    from edgedet.sinks.draw import place_label
+
+    overlay = (0, 0, 120, 24)
+    rect = place_label((2, 2, 8, 8), (30, 16), (320, 240), [overlay])
+    assert rect[1] >= 24 or rect[0] >= 120

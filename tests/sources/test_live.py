@@ -277,21 +277,53 @@ def test_max_frames_ends_live_iteration(faults_for: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("factory", "expect"),
+    ("factory", "last_error"),
     [
-        (
-            lambda: cv2.VideoCapture("/nonexistent/clip.mp4"),
-            "could not open cam-x (open failed): check the camera",
-        ),
-        (lambda: 1 / 0, "could not open cam-x (open failed: division by zero): check the camera"),
+        (lambda: cv2.VideoCapture("/nonexistent/clip.mp4"), "open failed"),
+        (lambda: 1 / 0, "open failed: division by zero"),
     ],
 )
-def test_first_open_failure_raises_at_once(factory: Any, expect: str) -> None:
+def test_first_open_that_never_succeeds_is_retried_until_give_up(
+    factory: Any, last_error: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = []
+
+    def counting() -> Any:
+        calls.append(time.monotonic())
+        return factory()
+
     t = time.monotonic()
-    with pytest.raises(SourceError) as err:
-        LiveSource(factory, "cam-x", SourceConfig(give_up_s=10), hint="check the camera")
-    assert time.monotonic() - t < 1.0  # no 10 s of retries for a source that never worked
-    assert str(err.value) == expect
+    with caplog.at_level("DEBUG", logger="edgedet.sources.live"), pytest.raises(SourceError) as err:
+        LiveSource(counting, "cam-x", fast(stall_timeout_s=0.5, give_up_s=1.5), hint="check the camera")
+    took = time.monotonic() - t
+    assert 1.5 <= took < 1.5 + 0.5  # retried for give_up_s, not one attempt, not the open timeout
+    # backoff 0.05, 0.1, 0.2, 0.2, ...: about 8 attempts in 1.5 s, the same schedule as a reopen
+    assert 5 <= len(calls) <= 12
+    gaps = np.diff(calls)
+    assert gaps[0] >= 0.05 and gaps[2] >= 0.2
+    msg = str(err.value)
+    assert msg.startswith(f"could not open cam-x within 1.5s ({len(calls)} attempts; last error: {last_error})")
+    assert msg.endswith(": check the camera")
+    # said once what it waits for (warning); later attempts only at debug level
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"cam-x is not available yet ({last_error}); waiting for it, retrying with backoff for up to 1.5s"
+    ]
+
+
+def test_first_open_retries_until_the_camera_appears(faults_for: Any) -> None:
+    f = faults_for()
+    f.down_until = time.monotonic() + 0.6  # opens fail until then (the camera is not up yet)
+    t = time.monotonic()
+    with LiveSource(f.factory, "late-cam", fast(stall_timeout_s=1, give_up_s=5)) as src:
+        opened_s = time.monotonic() - t
+        got = consume(src, 5)
+        stats = src.stats()
+    assert 0.6 <= opened_s < 0.6 + 0.2 + 0.5  # the open after the camera appeared: one backoff step + open
+    assert_stream_sane(got)
+    assert f.opens >= 4  # 0.05 + 0.1 + 0.2 + 0.2 ... before 0.6 s
+    assert stats.reconnects == f.opens - 1
+    assert stats.downtime_s == 0.0  # waiting for the first frame is not downtime
 
 
 def test_close_returns_promptly_while_reader_is_blocked(faults_for: Any) -> None:

@@ -7,6 +7,7 @@ gstreamer1.0-plugins-ugly gstreamer1.0-rtsp
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -148,3 +149,50 @@ def test_stall_then_resume_recovers(server: Server) -> None:
         stats = src.stats()
     assert 2.5 < first_after_gap(after) - stalled < 2.5 + 1.0 + 3.0  # resumed at 2.5 s; backoff + connect
     assert stats.stalls >= 1 and stats.reconnects >= 1
+
+
+@pytest.fixture
+def late_server() -> Iterator[Server]:
+    """A server on a free port that is NOT started yet (the test starts it)."""
+    if not rtsp_server_available():
+        pytest.skip(
+            "GStreamer RTSP server (gir1.2-gst-rtsp-server-1.0, x264enc) not installed for /usr/bin/python3"
+        )
+    srv = Server()
+    yield srv
+    srv.kill()
+
+
+def test_server_that_starts_late_is_waited_for(late_server: Server) -> None:
+    """The drone case: the service starts before the camera's server; the first open retries like a reopen."""
+    t = time.monotonic()
+    timer = threading.Timer(2.0, late_server.start)
+    timer.start()
+    try:
+        with open_source(late_server.url, CFG) as src:
+            opened_s = time.monotonic() - t
+            got = take(src, 10)
+            stats = src.stats()
+    finally:
+        timer.join()
+    # up at ~2 s (+ the GStreamer start-up); then at most one backoff step (<= 1 s) and a connect
+    assert 2.0 < opened_s < 2.0 + 2.0 + 1.0 + 3.0
+    assert np.all(np.diff([g[0] for g in got]) > 0)
+    assert stats.reconnects >= 2  # refused attempts before the server came up
+    assert stats.downtime_s == 0.0
+
+
+def test_nothing_listening_gives_up_at_give_up_s(late_server: Server) -> None:
+    """A real port with nothing behind it: connection refused on every attempt until give_up_s, then one error."""
+    cfg = SourceConfig(reconnect_backoff_s=0.2, reconnect_backoff_max_s=1.0, stall_timeout_s=1.0, give_up_s=3.0)
+    t = time.monotonic()
+    with pytest.raises(SourceError) as err:
+        open_source(late_server.url, cfg)
+    took = time.monotonic() - t
+    assert 3.0 <= took < 3.0 + 1.0
+    assert re.match(
+        r"^could not open rtsp://127\.0\.0\.1:\d+/test within 3s \((\d+) attempts; last error: open failed\): ",
+        str(err.value),
+    )
+    attempts = int(re.search(r"\((\d+) attempts", str(err.value)).group(1))  # type: ignore[union-attr]
+    assert 3 <= attempts <= 6  # backoff 0.2, 0.4, 0.8, 1.0: about 4-5 attempts in 3 s

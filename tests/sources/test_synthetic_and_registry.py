@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -153,12 +154,15 @@ def test_gstreamer_pipeline_checks() -> None:
         open_source("videotestsrc ! videoconvert ! appsink")
 
 
-def test_unreachable_stream_fails_fast_with_the_url() -> None:
-    # Port 9 (discard) on loopback: connection refused, which FFmpeg reports at once.
+def test_unreachable_stream_is_retried_until_give_up_then_names_the_url() -> None:
+    # Port 9 (discard) on loopback: connection refused on every attempt; the first open retries like a reopen.
+    t = time.monotonic()
     with pytest.raises(SourceError) as err:
-        open_source("rtsp://user:secret@127.0.0.1:9/live", SourceConfig(give_up_s=5))
+        open_source("rtsp://user:secret@127.0.0.1:9/live", SourceConfig(give_up_s=2, stall_timeout_s=1))
+    assert 2.0 <= time.monotonic() - t < 3.0
     msg = str(err.value)
-    assert msg.startswith("could not open rtsp://user:***@127.0.0.1:9/live (open failed): check the URL")
+    assert msg.startswith("could not open rtsp://user:***@127.0.0.1:9/live within 2s (")
+    assert "last error: open failed): check the URL" in msg
     assert "secret" not in msg and "rtsp_transport;tcp" in msg
 
 

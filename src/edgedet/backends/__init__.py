@@ -1,29 +1,40 @@
-"""Inference backends: context managers with one verb, `infer()`. Chosen by name from an explicit registry."""
+"""Inference backends: context managers with one verb, `infer()`. Chosen by name from the backend registry.
+
+Entries are Backend classes, `cls(model_path: Path, config: BackendConfig)`; other packages add theirs under the
+entry-point group `edgedet.backends` (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from edgedet.backends.base import Backend, BackendConfig
-from edgedet.errors import ConfigError
+from edgedet.registry import Registry
 
-# name -> "module:class"; resolved on demand so a missing optional package only matters when it is chosen.
-BACKENDS: dict[str, str] = {
-    "onnxruntime": "edgedet.backends.onnxruntime:OnnxRuntimeBackend",
-    "tensorrt": "edgedet.backends.tensorrt:TensorRTBackend",
-}
+
+def _adapt(name: str, obj: Any) -> type[Backend]:
+    if not (isinstance(obj, type) and callable(getattr(obj, "infer", None))):
+        raise TypeError(f"expected a Backend class with infer(), got {obj!r}")
+    return obj
+
+
+# resolved on demand so a missing optional package only matters when it is chosen
+BACKENDS: Registry[type[Backend]] = Registry(
+    "backend",
+    "edgedet.backends",
+    {
+        "onnxruntime": "edgedet.backends.onnxruntime:OnnxRuntimeBackend",
+        "tensorrt": "edgedet.backends.tensorrt:TensorRTBackend",
+    },
+    contract="a backend entry is a class Backend(model_path: Path, config: BackendConfig) with infer() and close()",
+    adapt=_adapt,
+)
 
 
 def backend_class(name: str) -> type[Backend]:
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}: choose one of {', '.join(sorted(BACKENDS))}") from None
-    module_name, cls_name = target.split(":")
-    cls: type[Backend] = getattr(importlib.import_module(module_name), cls_name)
-    return cls
+    """The Backend class registered as `name`; ConfigError lists the valid names."""
+    return BACKENDS.get(name)
 
 
 def open_backend(model: str | Path, config: BackendConfig | None = None, **overrides: Any) -> Backend:

@@ -2,7 +2,7 @@
 
 `TensorRTBackend(path, config)` takes either
 - an engine (`.plan` / `.engine`) with the JSON sidecar `<plan>.json` that `edgedet convert --engine` writes, or
-- an `.onnx` file: the engine is built once on this device by `edgedet.convert.build_engine` (minutes on a
+- an `.onnx` file: the engine is built once on this device by `edgedet.backends.engine_build` (minutes on a
   Jetson, progress logged), cached under ~/.cache/edgedet/engines/, and reused on the next run.
 
 A plan only runs on the TensorRT version and GPU that built it; the sidecar records both, and a mismatch is
@@ -76,14 +76,14 @@ def numpy_dtype(trt_dtype: Any, tensor: str = "tensor") -> np.dtype[Any]:
 
 def gpu_info_of(device: DeviceInfo) -> Any:
     """build_engine's GpuInfo for a device (the conversion lives there, beside the cache key it feeds)."""
-    from edgedet.convert.build_engine import gpu_info_of as convert
+    from edgedet.backends.engine_build import gpu_info_of as convert
 
     return convert(device)
 
 
 def find_sidecar(engine_path: Path) -> Path | None:
     """The plan's JSON sidecar (`<plan>.json`, as build_engine writes it), or None when there is none."""
-    from edgedet.convert.build_engine import sidecar_path
+    from edgedet.backends.engine_build import sidecar_path
 
     side = sidecar_path(engine_path)
     return side if side.is_file() else None
@@ -94,11 +94,11 @@ def engine_for_onnx(
 ) -> Path:
     """Build (first run) or reuse (later runs) the cached engine for `onnx_path` on this device.
 
-    Delegates to `edgedet.convert.build_engine.build_engine`, which owns the cache key (TensorRT version, GPU,
+    Delegates to `edgedet.backends.engine_build.build_engine`, which owns the cache key (TensorRT version, GPU,
     ONNX sha256, precision, input shape), the cache folder (~/.cache/edgedet/engines/) and the sidecar.
     progress(message) is called at each build phase (the CLI prints these; building takes minutes on a Jetson).
     """
-    from edgedet.convert.build_engine import build_engine
+    from edgedet.backends.engine_build import build_engine
 
     log.info("TensorRT engine for %s: reusing the cached one or building it on this device", onnx_path.name)
     result = build_engine(onnx_path, progress=progress, gpu=gpu_info_of(device))
@@ -172,7 +172,7 @@ class TensorRTBackend(Backend):
                 self.engine_path.name,
             )
         else:
-            from edgedet.convert.build_engine import check_engine, read_sidecar
+            from edgedet.backends.engine_build import check_engine, read_sidecar
 
             # Refuses a plan from another TensorRT version or GPU, naming both and the rebuild command.
             self._sidecar_spec = check_engine(

@@ -234,9 +234,10 @@ def quantize_with_gate(
     spec = spec if spec is not None else load_onnx_spec(fp32_onnx)
 
     def say(msg: str) -> None:
-        log.info(msg)
-        if progress is not None:
+        if progress is not None:  # one channel per message, so -v does not print it twice
             progress(msg)
+        else:
+            log.info(msg)
 
     t0 = time.perf_counter()
     first = quantize_int8_detailed(

@@ -1,7 +1,7 @@
 """Detection accuracy: COCO mAP50-95 / mAP50 through pycocotools, on a labelled set or against a reference model.
 
-Images pass through the runtime's own stages (`edgedet.preprocess.Preprocessor`, ONNX Runtime,
-`edgedet.postprocess.Postprocessor`), so the number measured is the number the deployed pipeline gets.
+Images pass through the runtime's own Detector (`edgedet.detector`: preprocess, any registered backend,
+postprocess), so the number measured is the number the deployed pipeline gets.
 Defaults follow YOLOv5/Ultralytics validation: conf 0.001, NMS IoU 0.6, multi-label, max_det 300.
 COCO evaluation itself keeps the 100 highest-scoring detections per image.
 """
@@ -20,8 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet._optional import require
-from edgedet.datasets import DetectionDataset, LabelledImage, load_dataset
+from edgedet.datasets import DetectionDataset, LabelledImage, load_dataset, read_image
+from edgedet.detector import DetectionTimes, Detector, default_backend
 from edgedet.errors import DataError, ModelError
+from edgedet.postprocess import PostprocessConfig
 from edgedet.spec import ModelSpec, read_onnx_spec
 from edgedet.types import Detections
 
@@ -58,11 +60,13 @@ class DetMetrics:
 load_onnx_spec = read_onnx_spec  # kept under this name for callers; the reader lives in edgedet.spec
 
 
-class OnnxDetector:
-    """ONNX file -> callable `(image_bgr) -> Detections`, through the runtime's preprocess and postprocess.
+class OnnxDetector(Detector):
+    """A model file -> callable `(image_bgr) -> Detections`, through `edgedet.detector.Detector` (the runtime's
+    preprocess, the named backend, the runtime's postprocess), with mAP-style defaults.
 
-    Keeps the ONNX Runtime `run` time of every call (ms) in `model_ms` and the whole call in `e2e_ms`.
-    threads: ONNX Runtime intra-op threads (2 = the embedded CPU budget the benchmarks assume).
+    Keeps the backend `infer` time of every call (ms) in `model_ms` and preprocess + infer + postprocess in
+    `e2e_ms`. threads: CPU inference threads (2 = the embedded CPU budget the benchmarks assume). backend: a
+    backend registry name (None: tensorrt for .engine/.plan files, onnxruntime otherwise); device: its device.
     """
 
     def __init__(
@@ -75,46 +79,33 @@ class OnnxDetector:
         max_det: int = 300,
         threads: int = 2,
         spec: ModelSpec | None = None,
+        backend: str | None = None,
+        device: str = "cpu",
     ) -> None:
-        from edgedet.backends import BackendConfig
-        from edgedet.backends.onnxruntime import OnnxRuntimeBackend
-        from edgedet.postprocess import PostprocessConfig, Postprocessor
-        from edgedet.preprocess import Preprocessor
+        from edgedet.backends import BackendConfig, open_backend
 
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} does not exist; pass the path of an .onnx file")
-        # the same backend `run` uses, so mAP is measured on what the runtime executes
-        self.backend = OnnxRuntimeBackend(self.path, BackendConfig(threads=threads))
-        self.spec = spec if spec is not None else self.backend.spec
-        self.preprocess = Preprocessor(self.spec)
-        self.postprocess = Postprocessor(
-            self.spec,
+        name = backend or default_backend(self.path)
+        super().__init__(
+            open_backend(self.path, BackendConfig(backend=name, device=device, threads=threads)),
             PostprocessConfig(
                 conf_threshold=conf_threshold,
                 iou_threshold=iou_threshold,
                 multi_label=multi_label,
                 max_det=max_det,
             ),
+            spec=spec,
         )
         self.model_ms: list[float] = []
         self.e2e_ms: list[float] = []
 
-    def infer(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[Any]]:
-        """Raw model outputs for a preprocessed (1, 3, H, W) float32 tensor."""
-        return list(self.backend.infer(tensor))
-
-    def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
-        t0 = time.perf_counter_ns()
-        tensor, letterbox = self.preprocess(image_bgr)
-        t1 = time.perf_counter_ns()
-        outputs = self.backend.infer(tensor)
-        t2 = time.perf_counter_ns()
-        dets = self.postprocess(outputs, letterbox)
-        t3 = time.perf_counter_ns()
-        self.model_ms.append((t2 - t1) / 1e6)
-        self.e2e_ms.append((t3 - t0) / 1e6)
-        return dets
+    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[Detections, DetectionTimes]:
+        dets, times = super().detect(image_bgr)
+        self.model_ms.append(times.infer_ms)
+        self.e2e_ms.append(times.total_ms)
+        return dets, times
 
 
 def as_detector(model: Path | str | DetectFn, **onnx_options: Any) -> DetectFn:
@@ -126,15 +117,6 @@ def as_detector(model: Path | str | DetectFn, **onnx_options: Any) -> DetectFn:
             f"model must be an ONNX path or a callable image -> Detections, got {type(model).__name__}"
         )
     return model
-
-
-def read_image(path: Path) -> npt.NDArray[np.uint8]:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"cannot read image {path}: OpenCV could not decode it; remove or replace the file")
-    return img  # type: ignore[return-value]
 
 
 def run_detector(
@@ -219,18 +201,14 @@ def pseudo_label_dataset(
 ) -> DetectionDataset:
     """A "labelled" set whose ground truth is a reference model's detections at deployment settings
     (conf 0.25, IoU 0.45, one label per box), for checking a candidate where no labels exist."""
-    import cv2
-
     ref = as_detector(
         reference, conf_threshold=conf_threshold, iou_threshold=iou_threshold, multi_label=False
     )
-    names = tuple(class_names) or (ref.spec.class_names if isinstance(ref, OnnxDetector) else ())
+    names = tuple(class_names) or (ref.spec.class_names if isinstance(ref, Detector) else ())
     items = []
     for p in images:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(f"cannot read image {p}: OpenCV could not decode it; remove or replace the file")
-        d = ref(img)  # type: ignore[arg-type]
+        img = read_image(p)
+        d = ref(img)
         items.append(LabelledImage(Path(p), (int(img.shape[0]), int(img.shape[1])), d.xyxy, d.class_id))
     return DetectionDataset(tuple(items), names, "pseudo-labels")
 
@@ -248,10 +226,12 @@ def evaluate_detections(
     threads: int = 2,
     per_class: bool = False,
     reference_conf: float = 0.25,
+    backend: str | None = None,
+    device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> DetMetrics:
     """mAP of `model` (an ONNX path or a callable image -> Detections) on `dataset` (a DetectionDataset, a YOLO
-    folder or a COCO json), or, with `reference` and `images` instead of a dataset, against the reference
+    folder or a COCO json), run through `backend` (a registry name; None: by file suffix), or, with `reference` and `images` instead of a dataset, against the reference
     model's detections at `reference_conf` ("pseudo-label" mode: how far a candidate strays from FP32)."""
     if dataset is None:
         if reference is None or images is None:
@@ -266,6 +246,8 @@ def evaluate_detections(
         multi_label=multi_label,
         max_det=max_det,
         threads=threads,
+        backend=backend,
+        device=device,
     )
     dets, call_ms = run_detector(detector, dataset.paths, progress)
     m50_95, m50, classes = coco_map(dataset, dets, per_class)

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from edgedet.errors import ConfigError, DataError
 from edgedet.motchallenge import MotRows, SeqInfo, read_det, read_seqinfo
 from edgedet.scheduler import make_scheduler
-from edgedet.tracking.sort import SortTracker, TrackerConfig
+from edgedet.tracking import TrackerConfig, make_tracker, step
 from edgedet.types import Detections
 
 __all__ = ["MISSED_POLICIES", "RealtimeResult", "simulate_realtime"]
@@ -103,6 +103,7 @@ def simulate_realtime(
     max_interval: int = 10,
     track_ms: float = 1.0,
     missed: str = "predict",
+    tracker: str = "sort",
 ) -> RealtimeResult:
     """Replay det.txt through the tracker as a live loop with a `latency_ms` detector would (module docstring).
 
@@ -112,7 +113,7 @@ def simulate_realtime(
     With latency_ms + track_ms <= one frame interval and detect_every 1 the output equals
     `track_sequence(..., detect_every=1)`; with latency_ms + track_ms equal to k frame intervals it equals
     `track_sequence(..., detect_every=k)` (missed="predict") except on the last k frames, where the newest
-    frame is the sequence's last one sooner than every k-th.
+    frame is the sequence's last one sooner than every k-th. tracker: a name in the tracker registry.
     """
     if not (math.isfinite(latency_ms) and latency_ms >= 0):
         raise ConfigError(f"--latency-ms must be a number >= 0, got {latency_ms}")
@@ -133,7 +134,7 @@ def simulate_realtime(
     cfg = config if config is not None else TrackerConfig()
     if cfg.nominal_fps is None:
         cfg = dataclasses.replace(cfg, nominal_fps=info.frame_rate)
-    tracker = SortTracker(cfg)
+    trk = make_tracker(tracker, cfg)
     per_frame = {f: rows.to_detections() for f, rows in dets.by_frame()}
     empty = Detections.empty()
 
@@ -152,18 +153,14 @@ def simulate_realtime(
             continue
         for k in range(last + 1, newest):  # superseded while the loop was busy
             if missed == "predict":
-                outputs[k] = tracker.predict(info.timestamp_s(k))
+                outputs[k] = step(trk, info.timestamp_s(k))
                 kind[k - 1] = "missed"
                 age_ms[k - 1] = (now_s - info.timestamp_s(k)) * 1e3
         j = newest
         t_j = info.timestamp_s(j)
         detect = scheduler.should_detect(t_j)
-        if detect:
-            outputs[j] = tracker.update(per_frame.get(j, empty), t_j)
-            cost_ms = latency_ms + track_ms
-        else:
-            outputs[j] = tracker.predict(t_j)
-            cost_ms = track_ms
+        outputs[j] = step(trk, t_j, per_frame.get(j, empty) if detect else None)
+        cost_ms = latency_ms + track_ms if detect else track_ms
         kind[j - 1] = "detect" if detect else "track"
         scheduler.record(detect, cost_ms)
         intervals.append(scheduler.interval)

@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgedet._optional import require_all
 from edgedet.bench_report import report_header
 from edgedet.config import EvalDetConfig, EvalMotConfig
 from edgedet.errors import DataError
 from edgedet.motchallenge import MotRows, read_gt, read_seqinfo
+from edgedet.report import MOT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,6 @@ Progress = Callable[[int, int], None]
 
 DET_SCHEMA = "edgedet.eval.det/1"
 MOT_SCHEMA = "edgedet.eval.mot/1"
-#: the MOT metrics shown in tables, in order
-MOT_COLUMNS = ("HOTA", "MOTA", "IDF1", "IDSW", "FP", "FN", "DetA", "AssA", "MT", "ML")
 
 __all__ = ["DET_SCHEMA", "MOT_COLUMNS", "MOT_SCHEMA", "MotSequence", "eval_det", "eval_mot", "find_sequences"]
 
@@ -45,6 +45,7 @@ def eval_det(config: EvalDetConfig, progress: Progress | None = None) -> dict[st
     from edgedet.eval.det import evaluate_detections
 
     config.validate()
+    require_all("eval det")  # every optional package, before any work
     if config.model is None:
         raise DataError("eval det needs --model: the .onnx file to score")
     dataset = load_dataset(config.data)
@@ -59,6 +60,8 @@ def eval_det(config: EvalDetConfig, progress: Progress | None = None) -> dict[st
         max_det=config.max_det,
         threads=config.threads,
         per_class=config.per_class,
+        backend=config.backend,
+        device=config.device,
         progress=progress,
     )
     report = report_header(DET_SCHEMA, [config.model], config)
@@ -133,12 +136,6 @@ def find_sequences(data: str | Path, names: tuple[str, ...] | None = None) -> li
     return found
 
 
-def _tracker_config(config: EvalMotConfig) -> Any:
-    from edgedet.tracking import tracker_config_from_flags
-
-    return tracker_config_from_flags(config)
-
-
 def _round(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in summary.items()}
 
@@ -152,7 +149,7 @@ def track_mot_sequences(
 
     config.validate()
     seqs = find_sequences(config.data, config.sequences)
-    tcfg = _tracker_config(config)
+    tcfg = config.tracker_config
     rows: dict[str, MotRows] = {}
     rt: dict[str, Any] = {}
     settings: dict[str, Any] | None = None
@@ -160,7 +157,9 @@ def track_mot_sequences(
     for i, s in enumerate(seqs):
         info = read_seqinfo(s.seqinfo)
         if not config.realtime:
-            rows[s.name] = track_sequence(s.det, info, tcfg, detect_every=config.detect_every)
+            rows[s.name] = track_sequence(
+                s.det, info, tcfg, detect_every=config.detect_every, tracker=config.tracker
+            )
         else:
             latency = config.latency_ms
             source = "given (--latency-ms)"
@@ -168,10 +167,9 @@ def track_mot_sequences(
                 assert config.model is not None  # validate() guarantees one of the two
                 hw = (info.im_height, info.im_width)
                 if hw not in measured:
-                    from edgedet.bench import measure_detector_latency_ms
+                    from edgedet.detector import measure_latency_ms
 
-                    row = measure_detector_latency_ms(config.model, hw)
-                    measured[hw] = float(row["latency_ms"]["e2e"]["p50_ms"])
+                    measured[hw] = float(measure_latency_ms(config.model, hw)["e2e"].p50_ms)
                 latency = measured[hw]
                 source = (
                     f"measured: {Path(config.model).name} p50 preprocess+infer+postprocess on this machine"
@@ -186,6 +184,7 @@ def track_mot_sequences(
                 max_interval=config.max_interval,
                 track_ms=config.track_ms,
                 missed=config.missed,
+                tracker=config.tracker,
             )
             rows[s.name] = res.rows
             rt[s.name] = res.summary()
@@ -208,12 +207,13 @@ def eval_mot(config: EvalMotConfig, progress: Progress | None = None) -> dict[st
     """Track each sequence (offline replay, or the --realtime simulation) and score it with TrackEval."""
     from edgedet.eval.mot import evaluate, motmetrics_evaluate
 
+    require_all("eval mot" if config.crosscheck else "eval mot --no-crosscheck")  # before any work
     seqs, rows, rt, settings = track_mot_sequences(config, progress)
     inputs = {s.name: (read_gt(s.gt), rows[s.name], read_seqinfo(s.seqinfo)) for s in seqs}
     scores = evaluate(inputs, benchmark=config.benchmark)
     report = report_header(MOT_SCHEMA, [config.model] if config.model else [], config)
     report["data"] = str(config.data)
-    report["tracker"] = dataclasses.asdict(_tracker_config(config))
+    report["tracker"] = {"name": config.tracker, **dataclasses.asdict(config.tracker_config)}
     report["overall"] = _round(scores["combined"])
     report["sequences"] = {n: _round(v) for n, v in scores["per_sequence"].items()}
     for n, summary in rt.items():

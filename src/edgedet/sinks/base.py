@@ -7,10 +7,11 @@ import logging
 import math
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from edgedet.errors import ConfigError, SinkError
 from edgedet.types import FrameResult
@@ -33,6 +34,8 @@ class SinkConfig:
     save_coco: --save-coco PATH, COCO results json (a list of detections).
     class_names: names for drawing and for the JSON lines' class_name; index = class id.
     video_fps: frame rate written into the mp4; None = the source's, else 30.
+    sinks: --sink NAME[:ARG] (repeatable): any sink in the registry (`edgedet.sinks.SINKS`), opened after the above.
+    options: the other options declared with stage="sink" (name -> value), handed to every sink in SinkContext.
     tracking: what the MOT file holds. True: tracked rows only (track_id >= 0). False (--no-track): every
         detection with id -1. None: decided from the data (see MotSink).
     """
@@ -45,6 +48,52 @@ class SinkConfig:
     class_names: tuple[str, ...] = ()
     video_fps: float | None = None
     tracking: bool | None = None
+    sinks: tuple[str, ...] = ()  # more sinks from the sink registry, each "NAME" or "NAME:ARG" (--sink)
+    options: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # sink options declared in config.py (SinkContext)
+
+
+@dataclass(frozen=True)
+class OutputStatus:
+    """How one output ended, for the run summary.
+
+    flag: the option that made it ("--save-video"); target: what it wrote to, for messages (a path, a window);
+    path: the output file, None for outputs that are not files; lost_frames: frames it could not record (write
+    errors, or frames after it was disabled); exists: whether the file exists after close (None: not a file).
+    An output is complete when it lost no frame; only complete outputs are reported as written.
+    """
+
+    flag: str
+    target: str
+    path: str | None
+    lost_frames: int
+    exists: bool | None
+
+    @property
+    def complete(self) -> bool:
+        return self.lost_frames == 0
+
+    def format(self) -> str:
+        """One line: `wrote PATH`, or `INCOMPLETE --flag TARGET: lost N frames (...)`."""
+        if self.complete:
+            return f"wrote {self.target}"
+        if self.path is None:
+            state = "write errors"
+        elif self.exists:
+            state = "write errors; the file holds what was written before them"
+        else:
+            state = "write errors; the file was not created"
+        return f"INCOMPLETE {self.flag} {self.target}: lost {self.lost_frames} frames ({state})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "flag": self.flag,
+            "path": self.path,
+            "lost_frames": self.lost_frames,
+            "exists": self.exists,
+            "complete": self.complete,
+        }
 
 
 class Sink(ABC):
@@ -129,6 +178,17 @@ class Sink(ABC):
     def describe(self) -> str:
         """What this sink writes to, for messages."""
         return type(self).__name__
+
+    def status(self) -> OutputStatus:
+        """How this output ended (call after close()): its file, whether it exists, the frames it lost."""
+        path = getattr(self, "path", None)
+        return OutputStatus(
+            flag=self.flag,
+            target=self.describe(),
+            path=None if path is None else str(path),
+            lost_frames=self.lost_frames,
+            exists=None if path is None else Path(path).exists(),
+        )
 
     @abstractmethod
     def _write(self, result: FrameResult) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -131,6 +131,23 @@ class Source(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, live={self.is_live}, fps={self.fps})"
+
+
+#: opens what the user typed (`--source X`) as a Source
+Opener = Callable[[str, "SourceConfig"], "Source"]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A source form in the source registry (`edgedet.sources.registry.SCHEMES`).
+
+    opener(uri, SourceConfig) -> Source gets the text as the user wrote it. usage: how to write it (shown in
+    messages). url: written `name://...`; else `name` or `name:options`.
+    """
+
+    opener: Opener
+    usage: str
+    url: bool
 
 
 class Pacer:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 from edgedet.errors import ConfigError, SourceError
-from edgedet.sources.base import Source, SourceConfig
+from edgedet.sources.base import Scheme, Source, SourceConfig
 
 APPSINK = "appsink drop=1 max-buffers=1 sync=false"
 
@@ -262,3 +262,7 @@ __all__ = [
     "parse_csi_uri",
     "v4l2_pipeline",
 ]
+
+
+#: this source form in the source registry
+SCHEME = Scheme(open_csi, CSI_USAGE, url=True)

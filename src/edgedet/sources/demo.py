@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet.errors import SourceError
-from edgedet.sources.base import Pacer, Source, SourceConfig, SourceStats
+from edgedet.sources.base import Pacer, Scheme, Source, SourceConfig, SourceStats
 from edgedet.types import Frame
 
 USAGE = "demo[:frames=N][,seed=S][,split=demo|val|test][,index=I]"
@@ -146,3 +146,7 @@ def open_demo(uri: str, config: SourceConfig = SourceConfig()) -> Source:
 
 
 __all__ = ["USAGE", "DemoSource", "DemoSourceSpec", "open_demo", "parse_demo"]
+
+
+#: this source form in the source registry
+SCHEME = Scheme(open_demo, USAGE, url=False)

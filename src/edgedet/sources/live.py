@@ -63,8 +63,10 @@ class LiveSource(Source):
     reconnects (a jump = frames dropped because the consumer was slower); `timestamp_s` is `time.monotonic()`
     right after `read()` returned.
 
-    Construction waits for the first open: a first open that fails raises SourceError at once (wrong URL, no
-    such camera); one that hangs is retried like a stall until `give_up_s`.
+    Construction waits for the first open, which is retried exactly like a reopen (same backoff, same
+    `give_up_s`): on a drone the service often starts before the camera or the link is up. The first failed
+    attempt logs one warning saying what it waits for; SourceError is raised when nothing opened within
+    `give_up_s`.
     """
 
     is_live = True
@@ -108,6 +110,7 @@ class LiveSource(Source):
         self._intervals: deque[float] = deque(maxlen=_RATE_WINDOW)
         self._backoff_s = config.reconnect_backoff_s
         self._last_error = ""
+        self._open_attempts = 0  # failed or abandoned opens before the first success
         self._fatal: str | None = None
         self._closed = False
         self._abandoned: list[threading.Thread] = []
@@ -214,7 +217,8 @@ class LiveSource(Source):
     def _start_reader_locked(self, now: float) -> None:
         if self._ever_opened or self._gen > 0:
             self._reconnects += 1
-            log.info("%s: reconnecting (attempt %d)", self.name, self._reconnects)
+            if self._ever_opened:
+                log.info("%s: reconnecting (attempt %d)", self.name, self._reconnects)
         self._gen += 1
         self._reader_state = "opening"
         self._progress_t = now
@@ -235,16 +239,15 @@ class LiveSource(Source):
                 while not self._closed:
                     now = time.monotonic()
                     if self._reader_state == "failed":
-                        if not self._ever_opened:
-                            self._fatal = f"could not open {self.name} ({self._last_error}): {self._hint}"
-                            self._cond.notify_all()
-                            return
                         self._reader_state = "idle"
                         self._reader = None
                         next_open_t = now + self._backoff_s
-                        log.warning(
-                            "%s: %s; reopening in %.2gs", self.name, self._last_error, self._backoff_s
-                        )
+                        if self._ever_opened:
+                            log.warning(
+                                "%s: %s; reopening in %.2gs", self.name, self._last_error, self._backoff_s
+                            )
+                        else:
+                            self._note_first_open_failure_locked()
                         self._backoff_s = min(2.0 * self._backoff_s, cfg.reconnect_backoff_max_s)
                     elif (
                         self._reader_state in ("opening", "reading")
@@ -253,13 +256,16 @@ class LiveSource(Source):
                         what = "open" if self._reader_state == "opening" else "read"
                         self._stalls += 1
                         self._mark_down_locked(f"{what} stalled for {now - self._progress_t:.1f}s")
-                        log.warning(
-                            "%s: %s stalled for %.1fs; abandoning the reader, reopening in %.2gs",
-                            self.name,
-                            what,
-                            now - self._progress_t,
-                            self._backoff_s,
-                        )
+                        if self._ever_opened:
+                            log.warning(
+                                "%s: %s stalled for %.1fs; abandoning the reader, reopening in %.2gs",
+                                self.name,
+                                what,
+                                now - self._progress_t,
+                                self._backoff_s,
+                            )
+                        else:
+                            self._note_first_open_failure_locked()
                         if self._reader is not None:
                             self._abandoned = [t for t in self._abandoned if t.is_alive()]
                             self._abandoned.append(self._reader)
@@ -272,11 +278,18 @@ class LiveSource(Source):
                         self._start_reader_locked(now)
                     silent_s = now - self._last_frame_t
                     if silent_s > cfg.give_up_s:
-                        self._fatal = (
-                            f"{self.name}: no frame for {silent_s:.1f}s (gave up after {self._reconnects} "
-                            f"reconnects; last error: {self._last_error or 'none'}): {self._hint}"
-                        )
-                        log.error("%s", self._fatal)
+                        if self._ever_opened:
+                            self._fatal = (
+                                f"{self.name}: no frame for {silent_s:.1f}s (gave up after {self._reconnects} "
+                                f"reconnects; last error: {self._last_error or 'none'}): {self._hint}"
+                            )
+                            log.error("%s", self._fatal)
+                        else:
+                            attempts = self._open_attempts + (self._reader_state == "opening")
+                            self._fatal = (
+                                f"could not open {self.name} within {cfg.give_up_s:g}s ({attempts} attempts; "
+                                f"last error: {self._last_error or 'none'}): {self._hint}"
+                            )
                         self._gen += 1
                         self._cond.notify_all()
                         return
@@ -291,6 +304,19 @@ class LiveSource(Source):
             with self._cond:
                 self._fatal = f"{self.name}: capture supervisor failed: {exc!r}"
                 self._cond.notify_all()
+
+    def _note_first_open_failure_locked(self) -> None:
+        """Say once what the source waits for; later failed attempts only go to the debug log."""
+        self._open_attempts += 1
+        if self._open_attempts == 1:
+            log.warning(
+                "%s is not available yet (%s); waiting for it, retrying with backoff for up to %gs",
+                self.name,
+                self._last_error,
+                self._config.give_up_s,
+            )
+        else:
+            log.debug("%s: open attempt %d failed (%s)", self.name, self._open_attempts, self._last_error)
 
     def _fail(self, gen: int, reason: str) -> None:
         with self._cond:

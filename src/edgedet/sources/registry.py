@@ -2,8 +2,9 @@
 
 Resolution order (the first that matches wins):
 1. contains `!`                          -> GStreamer pipeline (must end in appsink; needs OpenCV with GStreamer)
-2. `scheme://...` or a registered name    -> SCHEMES[scheme] (rtsp/http/udp/...: FFmpeg network stream;
-   (`name` or `name:options`)               synthetic; a later `demo`); an unknown `scheme://` lists the valid ones
+2. `scheme://...` or a registered name    -> SCHEMES[scheme] (rtsp/http/udp/...: FFmpeg network stream; csi;
+   (`name` or `name:options`)               synthetic; demo; plugins of entry-point group `edgedet.sources`);
+                                            an unknown `scheme://` lists the valid ones
 3. digits                                -> camera index (`0`)
 4. /dev/videoN                           -> V4L2 camera device
 5. contains * ? [                        -> image glob, sorted by path
@@ -15,8 +16,6 @@ from __future__ import annotations
 import glob
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,16 +23,10 @@ from urllib.parse import urlparse
 import cv2
 
 from edgedet.errors import SourceError
-from edgedet.sources.base import Source, SourceConfig
-from edgedet.sources.csi import CSI_USAGE, open_csi
-from edgedet.sources.demo import USAGE as DEMO_USAGE
-from edgedet.sources.demo import open_demo
+from edgedet.registry import Registry
+from edgedet.sources.base import Opener, Scheme, Source, SourceConfig
 from edgedet.sources.files import IMAGE_SUFFIXES, ImageSequenceSource, VideoFileSource, image_folder
 from edgedet.sources.live import LiveSource
-from edgedet.sources.synthetic import USAGE as SYNTHETIC_USAGE
-from edgedet.sources.synthetic import open_synthetic
-
-Opener = Callable[[str, SourceConfig], Source]
 
 # FFmpeg network streams: without these a stalled RTSP server blocks read() ~30 s (DESIGN.md pitfalls).
 FFMPEG_TIMEOUT_MS = 2000
@@ -46,13 +39,7 @@ GSTREAMER_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class Scheme:
-    """A registered source form. url: written `name://...`; else `name` or `name:options`."""
-
-    opener: Opener
-    usage: str
-    url: bool
+_NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 
 
 def _open_network(uri: str, config: SourceConfig) -> Source:
@@ -82,21 +69,37 @@ def _redact(uri: str) -> str:
     return uri
 
 
-SCHEMES: dict[str, Scheme] = {
-    **{
-        s: Scheme(_open_network, f"{s}://HOST[:PORT]/PATH", url=True)
-        for s in ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+def _adapt(name: str, obj: object) -> Scheme:
+    """A plugin may register a Scheme, or a bare opener(uri, SourceConfig) -> Source (a `name[:options]` form)."""
+    if isinstance(obj, Scheme):
+        return obj
+    if callable(obj):
+        return Scheme(obj, f"{name}[:OPTIONS]", url=False)
+    raise TypeError(f"expected a Scheme or an opener function, got {obj!r}")
+
+
+NETWORK = {s: Scheme(_open_network, f"{s}://HOST[:PORT]/PATH", url=True) for s in _NETWORK_SCHEMES}
+
+SCHEMES: Registry[Scheme] = Registry(
+    "source scheme",
+    "edgedet.sources",
+    {
+        **NETWORK,
+        "csi": "edgedet.sources.csi:SCHEME",
+        "synthetic": "edgedet.sources.synthetic:SCHEME",
+        "demo": "edgedet.sources.demo:SCHEME",
     },
-    "csi": Scheme(open_csi, CSI_USAGE, url=True),
-    "synthetic": Scheme(open_synthetic, SYNTHETIC_USAGE, url=False),
-    "demo": Scheme(open_demo, DEMO_USAGE, url=False),
-}
-"""Every `scheme://` and named source form. Add one with SCHEMES["demo"] = Scheme(opener, "demo", url=False)."""
+    contract="a source entry is an edgedet.sources.Scheme or a function opener(uri: str, config: SourceConfig) -> Source",
+    adapt=_adapt,
+)
+"""Every `scheme://` and named source form, built in or from entry-point group `edgedet.sources`. Add one with
+SCHEMES.register("name", Scheme(opener, "name[:options]", url=False)) or a "module:attribute" string."""
 
 
 def _valid_forms() -> str:
-    named = [s.usage for s in SCHEMES.values() if not s.url]
-    urls = ", ".join(f"{k}://" for k, s in SCHEMES.items() if s.url)
+    schemes = {k: SCHEMES[k] for k in SCHEMES}
+    named = [s.usage for s in schemes.values() if not s.url]
+    urls = ", ".join(f"{k}://" for k, s in schemes.items() if s.url)
     return (
         f"a camera index (0), /dev/videoN, a video or image file, an image folder or glob (images/*.jpg), "
         f"{urls}, a GStreamer pipeline ending in appsink, {', '.join(named)}"
@@ -104,7 +107,7 @@ def _valid_forms() -> str:
 
 
 def _alternatives() -> str:
-    named = " or ".join(f"--source {k}" for k, s in SCHEMES.items() if not s.url)
+    named = " or ".join(f"--source {k}" for k in SCHEMES if not SCHEMES[k].url)
     return f"try --source FILE or {named}"
 
 
@@ -232,4 +235,4 @@ def open_source(uri: str, config: SourceConfig = SourceConfig()) -> Source:
     return VideoFileSource(path, config, name=text)
 
 
-__all__ = ["SCHEMES", "Opener", "Scheme", "open_source", "source_kind"]
+__all__ = ["NETWORK", "SCHEMES", "Opener", "Scheme", "open_source", "source_kind"]

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet.errors import SourceError
-from edgedet.sources.base import Pacer, Source, SourceConfig, SourceStats
+from edgedet.sources.base import Pacer, Scheme, Source, SourceConfig, SourceStats
 from edgedet.sources.live import LiveSource
 from edgedet.types import Detections, Frame
 
@@ -218,3 +218,7 @@ def open_synthetic(uri: str, config: SourceConfig = SourceConfig()) -> Source:
     return LiveSource(
         lambda: SyntheticCapture(scene, t0), uri, config, fps=spec.fps, hint="synthetic live source"
     )
+
+
+#: this source form in the source registry
+SCHEME = Scheme(open_synthetic, USAGE, url=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgedet.errors import ConfigError, DataError
 from edgedet.motchallenge import MotRows, SeqInfo, read_det, read_seqinfo, write_mot
-from edgedet.tracking.sort import SortTracker, TrackerConfig
+from edgedet.tracking import TrackerConfig, make_tracker, step
 from edgedet.types import Detections
 
 __all__ = ["track_sequence", "write_mot"]
@@ -18,13 +18,14 @@ def track_sequence(
     seqinfo_path: str | Path | SeqInfo,
     config: TrackerConfig | None = None,
     detect_every: int = 1,
+    tracker: str = "sort",
 ) -> MotRows:
     """Track a det.txt and return one row per reported track per frame (MOTChallenge tracker output).
 
     Frame f (1-based) has timestamp (f - 1) / frameRate. The detector "runs" on frames where
     (f - 1) % detect_every == 0: those frames call `update` with that frame's rows of det.txt (none is an
     empty update); the others call `predict`. A config whose nominal_fps is None steps at the sequence's
-    frameRate. Rows: frame, track id, x, y, w, h (pixels), score (last matched detection's), then -1 x3.
+    frameRate. tracker: a name in the tracker registry (`sort`, `bytetrack`, a plugin's). Rows: frame, track id, x, y, w, h (pixels), score (last matched detection's), then -1 x3.
     """
     if not isinstance(detect_every, int) or detect_every < 1:
         raise ConfigError(
@@ -40,15 +41,13 @@ def track_sequence(
     cfg = config if config is not None else TrackerConfig()
     if cfg.nominal_fps is None:
         cfg = dataclasses.replace(cfg, nominal_fps=info.frame_rate)
-    tracker = SortTracker(cfg)
+    trk = make_tracker(tracker, cfg)
 
     per_frame: dict[int, Detections] = {f: rows.to_detections() for f, rows in dets.by_frame()}
     empty = Detections.empty()
     outputs: dict[int, Detections] = {}
     for f in range(1, info.seq_length + 1):
         t = info.timestamp_s(f)
-        if (f - 1) % detect_every == 0:
-            outputs[f] = tracker.update(per_frame.get(f, empty), t)
-        else:
-            outputs[f] = tracker.predict(t)
+        detect = (f - 1) % detect_every == 0
+        outputs[f] = step(trk, t, per_frame.get(f, empty) if detect else None)
     return MotRows.from_tracks(outputs)

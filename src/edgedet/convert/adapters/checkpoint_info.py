@@ -11,14 +11,12 @@ from typing import Any
 
 from edgedet.errors import ModelError
 
-CLASSES_SHOWN = 5
-
 
 def describe_checkpoint(path: str | Path, loader: str = "auto") -> dict[str, Any]:
     """A JSON-ready description of a .pt checkpoint (Ultralytics or YOLOv5 repo).
 
     Keys: path, kind ("checkpoint"), format (ultralytics | yolov5), loader, family, task, num_classes,
-    classes (the first few names, "..." when there are more), input_size ("HxW" it was trained at, the size
+    class_names, size_bytes, input_size ("HxW" it was trained at, the size
     `convert` uses by default),
     parameters, stride, output_format, head (Ultralytics: one2one | one2many), ultralytics_version.
     """
@@ -60,17 +58,37 @@ def describe_checkpoint(path: str | Path, loader: str = "auto") -> dict[str, Any
         }
     else:
         raise ModelError(f"{path}: not a detector checkpoint edgedet reads (it looks like {kind})")
-    names = list(loaded.class_names)
-    shown = names[:CLASSES_SHOWN] + (["..."] if len(names) > CLASSES_SHOWN else [])
     return {
         "path": str(path),
         "kind": "checkpoint",
         **info,
-        "num_classes": len(names),
-        "classes": shown,
+        "num_classes": len(loaded.class_names),
+        "class_names": list(loaded.class_names),
         "stride": loaded.stride,
         "output_format": loaded.output_format,
+        "size_bytes": path.stat().st_size,
     }
+
+
+def format_checkpoint_summary(info: dict[str, Any]) -> list[str]:
+    """describe_checkpoint()'s dict as the short summary `edgedet info` prints (the rows of convert.info)."""
+    from edgedet.convert.info import format_classes, summary_row
+
+    head = f", {info['head']} head" if info.get("head") else ""
+    version = (
+        f" (written by ultralytics {info['ultralytics_version']})" if info.get("ultralytics_version") else ""
+    )
+    return [
+        f"{Path(str(info['path'])).name}: {info['format']} checkpoint{version}, "
+        f"{int(info['size_bytes']) / 1e6:.1f} MB",
+        summary_row("family", f"{info['family']}, task {info['task']}"),
+        summary_row("input", f"{info['input_size']}, stride {info['stride']}"),
+        summary_row("output", f"format {info['output_format']}{head}"),
+        summary_row("classes", format_classes(info["class_names"])),
+        summary_row("parameters", f"{int(info['parameters']):,}"),
+        summary_row("loader", str(info["loader"])),
+        "--json prints everything; `edgedet convert` exports it",
+    ]
 
 
 def _size(imgsz: int | tuple[int, int] | list[int] | None) -> str:

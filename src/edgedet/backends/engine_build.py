@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from edgedet.errors import BackendError, ConfigError, DataError, MissingDependencyError, ModelError
-from edgedet.spec import ModelSpec
+from edgedet.spec import ModelSpec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +92,6 @@ class EngineResult:
     build_s: float
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def engine_cache_path(key: EngineKey, cache_dir: Path | None = None, stem: str = "model") -> Path:
     """`<cache_dir>/<stem>-<precision>-<digest[:16]>.plan` (a readable name; the digest decides identity)."""
     d = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -139,9 +131,9 @@ def _onnx_io(onnx_path: Path) -> tuple[ModelSpec, list[int | str | None], bool]:
     """Spec, declared input shape, and whether any QuantizeLinear writes uint8 (TensorRT reads only int8)."""
     import onnx
 
-    from edgedet.eval.det import load_onnx_spec
+    from edgedet.spec import read_onnx_spec
 
-    spec = load_onnx_spec(onnx_path)
+    spec = read_onnx_spec(onnx_path)
     model = onnx.load(str(onnx_path), load_external_data=False)
     init = {i.name: i for i in model.graph.initializer}
     inp = next(i for i in model.graph.input if i.name == spec.input_name)
@@ -260,9 +252,10 @@ def build_engine(
     trt = require_tensorrt(onnx_path)
 
     def say(msg: str) -> None:
-        log.info(msg)
-        if progress is not None:
+        if progress is not None:  # one channel per message, so -v does not print it twice
             progress(msg)
+        else:
+            log.info(msg)
 
     if workspace_gb <= 0:
         raise ConfigError(f"workspace_gb must be positive, got {workspace_gb}; pass e.g. --workspace-gb 2")
