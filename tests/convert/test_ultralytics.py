@@ -394,3 +394,29 @@ def test_cli_one2many_only_for_ultralytics(tmp_path: Path, capsys: pytest.Captur
 
     assert main(["convert", "pkg.mod:factory", "--one2many"]) != 0
     assert "--one2many applies to Ultralytics end-to-end checkpoints" in capsys.readouterr().err
+
+
+def test_auto_falls_back_to_the_package_for_a_layer_edgedet_lacks(tmp_path: Path, calib: Any) -> None:
+    """A detection model with a layer the built-in loader does not implement (C3x, in no 8.4 detection yaml):
+    --loader builtin refuses it naming the layer; auto reads it with the installed package and says so."""
+    import yaml
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import yaml_model_load
+
+    from edgedet.convert.adapters.ultralytics import load_ultralytics
+
+    d = yaml_model_load("yolov8n.yaml")
+    d = {k: v for k, v in d.items() if k not in ("yaml_file",)}
+    d["backbone"][2][2] = "C3x"
+    cfg = tmp_path / "yolov8n.yaml"
+    cfg.write_text(yaml.safe_dump(d), encoding="utf-8")
+    path = tmp_path / "custom.pt"
+    YOLO(str(cfg)).save(path)
+    with pytest.raises(DataError, match=r"refusing to unpickle ultralytics\.nn\.modules\.block\.C3x"):
+        load_ultralytics(path, loader="builtin")
+    loaded = load_ultralytics(path, loader="auto")
+    assert loaded.extra["loader"].startswith("ultralytics 8.4")
+    assert "used the installed ultralytics package instead" in loaded.extra["fallback_note"]
+    with torch.no_grad():
+        y = loaded.module(torch.zeros(1, 3, IMGSZ, IMGSZ))
+    assert tuple(y.shape) == (1, 84, 2100)
