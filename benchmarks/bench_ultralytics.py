@@ -55,6 +55,16 @@ print(json.dumps(out))
 """
 
 
+def _errors(ref: Any, got: Any, fmt: str, align: Any) -> tuple[float, float]:
+    """Max abs error of box coordinates and of scores ([1, 4+nc, A] or, rows matched, [1, K, 6])."""
+    ref, got = ref.astype(np.float64), got.astype(np.float64)
+    if fmt == "end2end":
+        d = np.abs(ref - align(ref, got, 1e-3))
+        return float(d[..., :4].max()), float(d[..., 4:].max())
+    d = np.abs(ref - got)
+    return float(d[:, :4].max()), float(d[:, 4:].max())
+
+
 def _session(path: Path) -> Any:
     import onnxruntime as ort
 
@@ -89,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         model.end2end = fam in END2END
         with torch.no_grad():
             y = model(x)
-        refs[fam] = (y[0] if isinstance(y, (tuple, list)) else y).numpy()
+            refs[fam] = (y[0] if isinstance(y, (tuple, list)) else y).numpy()
+            y = model.double()(x.double())  # float64: the float32 noise floor of ultralytics' own forward
+            refs[fam + "/fp64"] = (y[0] if isinstance(y, (tuple, list)) else y).numpy()
         try:  # Ultralytics' own exporter, same head choice (nms=False: the NMS-free head where there is one)
             theirs[fam] = Path(
                 YOLO(str(ckpt)).export(
@@ -112,8 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     child = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"ultralytics modules imported by the loading process: {child['_ultralytics_imported'] or 'none'}")
     print(f"imgsz {args.imgsz}, ONNX Runtime CPU 2 threads, {args.runs} interleaved runs after 3 warm-up")
-    print(f"{'family':<16}{'loads w/o ul.':<15}{'format':<9}{'parity max abs':>15}"
-          f"{'edgedet p50 ms':>16}{'ultralytics p50':>17}{'ratio':>7}")  # fmt: skip
+    print(
+        "parity: max abs error of edgedet's ONNX vs ultralytics' fp32 forward (boxes in px / scores), and in"
+    )
+    print(
+        "brackets ultralytics' own fp32-vs-fp64 error (the float32 noise); latency p50 in ms, ratio edgedet/ultralytics"
+    )
+    print(f"{'family':<16}{'no ul.':<8}{'format':<9}{'boxes px (noise)':>22}{'scores (noise)':>22}"
+          f"{'edgedet':>9}{'ultralyt.':>10}{'ratio':>7}")  # fmt: skip
     xn = x.numpy()
     for fam in args.families:
         res = child[fam]
@@ -122,10 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ours = _session(Path(next(j["onnx"] for j in jobs if j["id"] == fam)))
         got = ours.run(None, {ours.get_inputs()[0].name: xn})[0]
-        ref = refs[fam]
-        if res["format"] == "end2end":
-            got = align_end2end_rows(ref.astype(np.float64), got.astype(np.float64), 1e-3)
-        max_abs = float(np.abs(ref.astype(np.float64) - got).max())
+        ref, ref64 = refs[fam], refs[fam + "/fp64"]
+        box, score = _errors(ref, got, res["format"], align_end2end_rows)
+        nbox, nscore = _errors(ref64, ref, res["format"], align_end2end_rows)
         sessions = {"edgedet": ours}
         if theirs.get(fam) is not None:
             sessions["ultralytics"] = _session(theirs[fam])  # type: ignore[arg-type]
@@ -139,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         p50 = {k: float(np.median(v)) for k, v in times.items()}
         ul = p50.get("ultralytics")
         print(
-            f"{res['family']:<16}{'yes':<15}{res['format']:<9}{max_abs:>15.2e}{p50['edgedet']:>16.1f}"
-            + (f"{ul:>17.1f}{p50['edgedet'] / ul:>7.2f}" if ul else f"{'(export failed)':>17}")
+            f"{res['family']:<16}{'yes':<8}{res['format']:<9}{f'{box:.1e} ({nbox:.1e})':>22}"
+            f"{f'{score:.1e} ({nscore:.1e})':>22}{p50['edgedet']:>9.1f}"
+            + (f"{ul:>10.1f}{p50['edgedet'] / ul:>7.2f}" if ul else f"{'(failed)':>10}")
         )
     return 0
 
