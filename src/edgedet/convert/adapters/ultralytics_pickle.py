@@ -129,8 +129,8 @@ def refusal(module: str, name: str) -> DataError:
     task = _task_of_global(module, name)
     if task is not None:
         return DataError(
-            f"this is an Ultralytics {task} checkpoint ({name}); edgedet converts {SUPPORTED}: export the "
-            "detection model, or export this one with `yolo export format=onnx` and pass the .onnx"
+            f"this is an Ultralytics {task} checkpoint ({name}); edgedet converts and runs {SUPPORTED}: "
+            "train or pick a detection model (e.g. yolo11n.pt rather than yolo11n-seg.pt)"
         )
     return DataError(
         f"refusing to unpickle {module}.{name}: a checkpoint is code, and edgedet's Ultralytics loader knows "
