@@ -172,18 +172,26 @@ def convert_cmd(
         _echo(note)
 
 
-@app.command("info", help="Show a model's spec, inputs/outputs, precision and provenance (.onnx or engine).")
+@app.command(
+    "info",
+    help="Show a model's spec, inputs/outputs, precision and provenance (.onnx, engine or .pt checkpoint).",
+)
 def info_cmd(
-    path: Annotated[Path, typer.Argument(help=".onnx file, engine, or engine sidecar .json")],
+    path: Annotated[Path, typer.Argument(help=".onnx file, engine, engine sidecar .json, or .pt checkpoint")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     from edgedet.convert.info import describe, format_summary
 
-    info = describe(path)
+    if path.suffix.lower() in (".pt", ".pth"):  # a checkpoint: read, not converted
+        from edgedet.convert.adapters import checkpoint_info as ckpt
+
+        info, summary = ckpt.describe_checkpoint(path), ckpt.format_checkpoint_summary
+    else:
+        info, summary = describe(path), format_summary
     if json_out:
         _echo(json.dumps(info, indent=2, default=str))
         return
-    _echo("\n".join(format_summary(info)))
+    _echo("\n".join(summary(info)))
 
 
 # --- bench ------------------------------------------------------------------------------------------------------

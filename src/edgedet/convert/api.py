@@ -75,6 +75,16 @@ class ConvertConfig:
     output: str | None = option(None, "Output folder (default: beside the input).", flags=("--output", "-o"))
     json: bool = option(False, "Print a JSON summary.", flags="--json")
     parity_inputs: int = option(4, "Real-looking inputs the ONNX is checked against PyTorch on.", cli=False)
+    loader: str = option(
+        "auto",
+        "Ultralytics .pt reader: auto | builtin (edgedet's own, no ultralytics needed) | ultralytics (the "
+        "installed package).",
+    )
+    one2many: bool = option(
+        False,
+        "YOLOv10/YOLO26: export the one-to-many head (NMS in run) instead of the NMS-free one.",
+        flags="--one2many",
+    )
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,8 @@ def validate(config: ConvertConfig) -> None:
         raise ConfigError(
             "--dynamic cannot be combined with --int8 (quantization needs a fixed batch); drop one"
         )
+    if config.loader not in ("auto", "builtin", "ultralytics"):
+        raise ConfigError(f"--loader {config.loader!r} is unknown; use auto, builtin or ultralytics")
     if config.imgsz is not None:
         hw = _imgsz(config.imgsz)
         if min(hw) < 32 or max(hw) > 4096:
@@ -263,7 +275,10 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
         artifacts.append(_artifact(fp32_path, "fp32", time.perf_counter() - t0, None))
     else:
         loaded = _load(kind, config, names)
-        hw = _imgsz(config.imgsz) if config.imgsz is not None else (640, 640)
+        if loaded.extra.get("fallback_note"):
+            run.note(str(loaded.extra["fallback_note"]))
+        # default size: the one the model was trained at (Ultralytics checkpoints record it), else 640
+        hw = _imgsz(config.imgsz if config.imgsz is not None else loaded.extra.get("train_imgsz") or 640)
         spec = ModelSpec(
             input_hw=hw,
             output_format=config.format or loaded.output_format,
@@ -280,6 +295,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
             simplify=config.simplify,
             source=None if kind == "module" else config.source,
             provenance={"loader": kind}
+            | {k: str(v) for k, v in loaded.extra.items() if k in _PROVENANCE_EXTRA and v is not None}
             | (
                 {"weights": Path(config.weights).name, "weights_sha256": sha256_file(config.weights)}
                 if config.weights
@@ -323,7 +339,15 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
     return ConvertResult(final_spec, tuple(artifacts), tuple(run.notes), time.perf_counter() - t_start)
 
 
+# LoadedModel.extra keys worth keeping in the ONNX provenance (Ultralytics: which family, head, loader)
+_PROVENANCE_EXTRA = ("family", "task", "head", "train_imgsz", "ultralytics_version", "weights_from")
+
+
 def _load(kind: str, config: ConvertConfig, names: tuple[str, ...] | None) -> Any:
+    if config.one2many and kind != "ultralytics":
+        raise ConfigError(
+            "--one2many applies to Ultralytics end-to-end checkpoints (YOLOv10, YOLO26); drop it"
+        )
     if kind == "yolov5":
         from edgedet.convert.adapters.yolov5 import load_yolov5
 
@@ -331,7 +355,7 @@ def _load(kind: str, config: ConvertConfig, names: tuple[str, ...] | None) -> An
     if kind == "ultralytics":
         from edgedet.convert.adapters.ultralytics import load_ultralytics
 
-        return load_ultralytics(config.source)
+        return load_ultralytics(config.source, loader=config.loader, one2many=config.one2many)
     if kind == "module":
         from edgedet.convert.adapters.module_factory import load_module_factory
 
