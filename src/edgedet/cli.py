@@ -21,6 +21,7 @@ from edgedet.config import (
     RunConfig,
     TrackCommandConfig,
     build_config,
+    options_of,
 )
 from edgedet.errors import OUTPUTS_INCOMPLETE_EXIT_CODE, ConfigError, EdgedetError
 
@@ -76,6 +77,10 @@ options.
 @app.command("run", help=_RUN_HELP)
 @with_options(RunConfig)
 def run_cmd(
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", "-s", help=options_of(RunConfig)["source"][0].help),
+    ] = None,
     camera: Annotated[
         str | None, typer.Option("--camera", help="Camera index (0) or device (/dev/video0).")
     ] = None,
@@ -86,13 +91,17 @@ def run_cmd(
     **options: Any,
 ) -> None:
     from edgedet.errors import ConfigError
+    from edgedet.multistream import is_multistream
     from edgedet.pipeline import build_pipeline
 
-    if options["source"] is not None and camera is not None:
+    if source and camera is not None:
         raise ConfigError("--source and --camera both name the input: pass only one")
     if camera is not None:
-        options["source"] = camera
-    cfg = build_config(RunConfig, config, **options)
+        source = [camera]
+    cfg = build_config(RunConfig, config, **options, source=source[0] if source else None)
+    if is_multistream(source or [cfg.source]):
+        _run_streams(cfg, source or [cfg.source], json_out)
+        return
     pipeline = build_pipeline(cfg)
     tracking = "no tracking"
     if cfg.track:
@@ -107,6 +116,31 @@ def run_cmd(
         raise typer.Exit(OUTPUTS_INCOMPLETE_EXIT_CODE)
     if summary.stopped_by in ("SIGINT", "SIGTERM"):
         raise typer.Exit(130 if summary.stopped_by == "SIGINT" else 143)
+
+
+def _run_streams(cfg: RunConfig, sources: list[str], json_out: Path | None) -> None:
+    """`run` with several sources: one model, frames batched across streams (edgedet.multistream)."""
+    from edgedet.multistream import build_multistream, stream_names, stream_uris
+
+    uris = stream_uris(sources)
+    runner = build_multistream(
+        cfg,
+        uris,
+        batch_window_s=cfg.batch_window_ms / 1e3 if cfg.batch_window_ms is not None else None,
+        max_batch=cfg.max_batch,
+    )
+    listing = ", ".join(f"{n}={u}" for n, u in zip(stream_names(uris), uris, strict=True))
+    _echo(f"edgedet run: {len(uris)} streams ({listing}) -> {runner.detector.description}; Ctrl-C to stop")
+    summary = runner.run()
+    _echo(summary.format())
+    if json_out is not None:
+        json_out.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    if summary.incomplete_outputs:
+        raise typer.Exit(OUTPUTS_INCOMPLETE_EXIT_CODE)
+    if summary.stopped_by in ("SIGINT", "SIGTERM"):
+        raise typer.Exit(130 if summary.stopped_by == "SIGINT" else 143)
+    if len(summary.failed_streams) == len(summary.streams):
+        raise typer.Exit(1)  # nothing ran: every stream failed (each is named above)
 
 
 # --- track ------------------------------------------------------------------------------------------------------
