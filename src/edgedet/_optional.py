@@ -27,6 +27,7 @@ _HOW_TO_INSTALL: dict[str, str] = {
     "trackeval": TRACKEVAL_INSTALL,
     "matplotlib": 'pip install "edgedet[plot]"',
     "filterpy": "pip install filterpy",
+    "tritonclient": "pip install 'edgedet[triton]'",
 }
 
 #: What each command needs beyond the core packages, checked all at once before it starts work.

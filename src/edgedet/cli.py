@@ -455,6 +455,39 @@ def eval_mot_cmd(
         _print([f"wrote {json_out}"])
 
 
+# --- export -----------------------------------------------------------------------------------------------------
+
+export_app = typer.Typer(help="Package a model for a serving system.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command(
+    "triton",
+    help="Write a Triton Inference Server model repository (config.pbtxt validated with Triton's schema and "
+    "checked against the model's inputs and outputs). Serve it, then run with --backend triton "
+    "--model grpc://HOST:8001/NAME.",
+)
+def export_triton_cmd(
+    model: Annotated[Path, typer.Argument(help="The .onnx model (edgedet convert; --dynamic for batching).")],
+    repo: Annotated[Path, typer.Option("--repo", help="Model repository folder (created).")],
+    name: Annotated[str | None, typer.Option(help="Model name in Triton (default: the file's stem).")] = None,
+    max_batch_size: Annotated[int, typer.Option(help="Dynamic-batch models: the largest batch.")] = 8,
+    max_queue_delay_us: Annotated[
+        int, typer.Option(help="Dynamic batching: microseconds to wait to fill a batch.")
+    ] = 2000,
+    instances: Annotated[int, typer.Option(help="Model instances.")] = 1,
+    kind: Annotated[str, typer.Option(help="KIND_GPU | KIND_CPU")] = "KIND_GPU",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder.")] = False,
+) -> None:
+    from edgedet.convert.triton import describe, export_triton
+
+    export = export_triton(
+        model, repo, name=name, max_batch_size=max_batch_size, max_queue_delay_us=max_queue_delay_us,
+        instances=instances, kind=kind, overwrite=overwrite,
+    )  # fmt: skip
+    _echo(describe(export))
+
+
 # --- errors and entry points -------------------------------------------------------------------------------------
 
 

@@ -293,7 +293,11 @@ class RunConfig(_Options):
     model: str | None = option(
         None, "ONNX model or engine (default: the bundled demo).", flags=("--model", "-m")
     )
-    backend: str = option("onnxruntime", "onnxruntime | tensorrt | a plugin's name.", stage="backend")
+    backend: str = option(
+        "onnxruntime",
+        "onnxruntime | tensorrt | triton (--model grpc://HOST:PORT/NAME or http://...) | a plugin's name.",
+        stage="backend",
+    )
     device: str = option("cpu", "cpu | cuda | tensorrt (ONNX Runtime provider)", stage="backend")
     threads: int = option(
         0, "CPU inference threads (0 = library default).", check=_at_least(0), stage="backend"
