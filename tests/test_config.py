@@ -60,6 +60,7 @@ CONFIG_COMMANDS = [
     ("EvalDetConfig", ["eval", "det"]),
     ("EvalMotConfig", ["eval", "mot"]),
     ("TrackCommandConfig", ["track"]),
+    ("ConvertConfig", ["convert"]),
 ]
 # parameters a command has besides its config's options (files it reads or writes, aliases)
 COMMAND_ONLY = {"camera", "config", "json_out", "plot", "models", "dets", "seqinfo", "out"}
@@ -80,8 +81,9 @@ def _click_command(path):
 def test_every_option_has_its_flag_and_yaml_key_and_the_reverse(tmp_path, cls_name, path):
     import edgedet.config as config_module
     from edgedet.config import options_of, read_yaml_config
+    from edgedet.convert.api import ConvertConfig
 
-    cls = getattr(config_module, cls_name)
+    cls = ConvertConfig if cls_name == "ConvertConfig" else getattr(config_module, cls_name)
     declared = options_of(cls)
     cmd = _click_command(path)
     params = {p.name: p for p in cmd.params}
@@ -150,3 +152,14 @@ def test_the_demo_defaults_are_applied_when_the_config_is_built(tmp_path):
 def test_validate_more(changes, match):
     with pytest.raises(ConfigError, match=match):
         RunConfig(**changes).validate()
+
+
+def test_tracker_and_sinks_from_yaml(tmp_path):
+    y = tmp_path / "run.yaml"
+    y.write_text(f"source: cam.mp4\ntracker: bytetrack\nsink: [video:{tmp_path / 'v.mp4'}, 'mot:t.txt']\n")
+    cfg = build_config(RunConfig, y).validate()
+    assert cfg.tracker == "bytetrack" and cfg.sink == (f"video:{tmp_path / 'v.mp4'}", "mot:t.txt")
+    assert cfg.sink_config().sinks == cfg.sink
+    y.write_text("sink: video.mp4\n")  # a string where a list is expected: one clear line
+    with pytest.raises(ConfigError, match=r"option sink must be tuple\[str, \.\.\.\], got str"):
+        build_config(RunConfig, y)

@@ -120,3 +120,34 @@ def test_sink_shorthands_and_sink_flags_share_the_output_checks(tmp_path: Path) 
     with pytest.raises(ConfigError, match="unknown sink 'nope'"):
         open_sinks(SinkConfig(sinks=("nope:x",)), None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_plugin_sink_reads_its_own_declared_option(tmp_path: Path) -> None:
+    """An option declared with stage="sink" that SinkConfig has no field for reaches every sink in ctx.options."""
+    from dataclasses import dataclass
+
+    from edgedet.config import RunConfig, build_config, option
+    from edgedet.sinks import SinkContext, open_sinks
+
+    @dataclass(frozen=True)
+    class MyRunConfig(RunConfig):
+        counter_label: str = option("people", "Label of the counter.", stage="sink")
+
+    cfg = build_config(MyRunConfig, None, source="x.mp4", counter_label="cars", sink=("ctx-test",))
+    got: list[SinkContext] = []
+
+    class Null:
+        lost_frames = 0
+        stop_requested = False
+
+        def write(self, result: object) -> None: ...
+
+        def close(self) -> None: ...
+
+    SINKS.register("ctx-test", lambda arg, ctx: got.append(ctx) or Null())
+    try:
+        open_sinks(cfg.sink_config(("a", "b")), 25.0)
+    finally:
+        SINKS.unregister("ctx-test")
+    assert got[0].options == {"counter_label": "cars"}
+    assert got[0].fps == 25.0 and got[0].class_names == ("a", "b") and got[0].tracking is True

@@ -35,6 +35,8 @@ from edgedet.datasets import sample_frames
 from edgedet.detector import Detector, default_backend, open_detector
 from edgedet.errors import DataError
 from edgedet.profiling import LatencyStats
+from edgedet.protocols import Source
+from edgedet.sources.base import SourceStats
 from edgedet.telemetry import TelemetrySampler
 from edgedet.types import Frame, FrameResult
 
@@ -172,15 +174,20 @@ def bench_engines(config: BenchConfig, progress: Progress | None = None) -> dict
 
 
 class _TimedSource:
-    """Wraps a source: stamps perf_counter_ns when each frame is handed over, and times the read (capture)."""
+    """Wraps a Source: stamps perf_counter_ns when each frame is handed over, and times the read (capture)."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Source) -> None:
         self._source = source
+        self.is_live = source.is_live
+        self.fps = source.fps
         self.delivered_ns: dict[int, int] = {}
         self.capture_ms: dict[int, float] = {}
 
-    def __getattr__(self, name: str) -> Any:  # is_live, fps, stats(), close(): whatever the source has
-        return getattr(self._source, name)
+    def stats(self) -> SourceStats:
+        return self._source.stats()
+
+    def close(self) -> None:
+        self._source.close()
 
     def __iter__(self) -> Iterator[Frame]:
         it = iter(self._source)

@@ -23,6 +23,7 @@ from edgedet.config import (
     build_config,
     options_of,
 )
+from edgedet.convert.api import ConvertConfig
 from edgedet.errors import OUTPUTS_INCOMPLETE_EXIT_CODE, ConfigError, EdgedetError
 
 app = typer.Typer(
@@ -183,74 +184,15 @@ Examples:
 
 
 @app.command("convert", help=_CONVERT_HELP)
+@with_options(ConvertConfig)
 def convert_cmd(
     source: Annotated[str, typer.Argument(help=".pt checkpoint, .onnx file, or package.module:factory")],
-    weights: Annotated[str | None, typer.Option(help="state_dict for a module:factory source.")] = None,
-    imgsz: Annotated[str | None, typer.Option(help="Input size: 640 or 384,640 (h,w).")] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", help="Head layout: yolov5 | yolov8 | end2end.")
-    ] = None,
-    names: Annotated[
-        str | None, typer.Option(help="Class names file (one per line) or dataset yaml.")
-    ] = None,
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 19,
-    dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic batch dimension.")] = False,
-    simplify: Annotated[
-        bool, typer.Option("--simplify/--no-simplify", help="Simplify with onnxslim.")
-    ] = True,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 ONNX.")] = False,
-    int8: Annotated[
-        bool, typer.Option("--int8", help="Also write an INT8 (Q/DQ) ONNX; needs --calib.")
-    ] = False,
-    calib: Annotated[
-        str | None, typer.Option(help="Calibration images folder (100+ deployment-like images).")
-    ] = None,
-    labels: Annotated[
-        str | None, typer.Option(help="Labels (YOLO txt folder or COCO json) for the accuracy gate.")
-    ] = None,
-    max_map_drop: Annotated[
-        float | None, typer.Option(help="Largest mAP50-95 drop (points) INT8 may cost.")
-    ] = None,
-    calib_method: Annotated[str, typer.Option(help="minmax | percentile | entropy")] = "percentile",
-    int8_target: Annotated[
-        str | None,
-        typer.Option(
-            help="cpu (uint8 activations, fast in ONNX Runtime) | tensorrt (symmetric int8; default with --engine)"
-        ),
-    ] = None,
-    engine: Annotated[
-        bool, typer.Option("--engine", help="Build a TensorRT engine (on the device).")
-    ] = False,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Output folder (default: beside the input).")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    **options: Any,
 ) -> None:
-    from edgedet.config import parse_imgsz
-    from edgedet.convert import ConvertConfig, convert
+    from edgedet.convert import convert
 
-    hw = parse_imgsz(imgsz)
-    size: int | tuple[int, int] | None = None if hw is None else hw[0] if hw[0] == hw[1] else hw
-    cfg = ConvertConfig(
-        source=source,
-        weights=weights,
-        imgsz=size,
-        format=format,
-        names=names,
-        opset=opset,
-        dynamic=dynamic,
-        simplify=simplify,
-        fp16=fp16,
-        int8=int8,
-        calib=calib,
-        labels=labels,
-        max_map_drop=max_map_drop,
-        calib_method=calib_method,
-        int8_target=int8_target,
-        engine=engine,
-        output=output,
-        json=json_out,
-    )
+    cfg = build_config(ConvertConfig, None, source=source, **options)
+    json_out = cfg.json
     result = convert(cfg, progress=lambda msg: _echo(msg, err=True))
     if json_out:
         _echo(json.dumps(result.as_dict(), indent=2, default=str))

@@ -389,7 +389,7 @@ class RunConfig(_Options):
     def backend_config(self, class_names: tuple[str, ...] | None = None) -> Any:
         from edgedet.backends import BackendConfig
 
-        return BackendConfig(**self.stage_values("backend"), class_names=class_names)
+        return _with_options(BackendConfig, self.stage_values("backend"), class_names=class_names)
 
     @property
     def postprocess_config(self) -> Any:
@@ -406,7 +406,18 @@ class RunConfig(_Options):
     def sink_config(self, class_names: tuple[str, ...] = ()) -> Any:
         from edgedet.sinks import SinkConfig
 
-        return SinkConfig(**self.stage_values("sink"), class_names=class_names, tracking=self.track)
+        return _with_options(
+            SinkConfig, self.stage_values("sink"), class_names=class_names, tracking=self.track
+        )
+
+
+def _with_options(cls: Any, values: dict[str, Any], **fixed: Any) -> Any:
+    """`cls(**values, **fixed)`, with the values `cls` has no field for collected in its `options` mapping (the
+    options a plugin declared for this stage)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in values.items() if k in fields}
+    extra = {k: v for k, v in values.items() if k not in fields}
+    return cls(**known, **fixed, options=extra)
 
 
 def check_stage_combination(*, tracking: bool, skipping: bool, motion_compensation: bool) -> None:
@@ -625,7 +636,9 @@ def _fits(value: Any, kind: str) -> bool:
     if kind in _SCALARS:
         # bool is an int in Python, but `conf: true` in a YAML file is a mistake, not 1.0
         return isinstance(value, _SCALARS[kind]) and (kind == "bool" or not isinstance(value, bool))
-    if kind.startswith("tuple[") and isinstance(value, tuple):
+    if kind.startswith("tuple["):
+        if not isinstance(value, tuple):
+            return False
         inner = [k.strip() for k in kind[len("tuple[") : -1].split(",")]
         if inner[-1] == "...":
             return all(_fits(v, inner[0]) for v in value)

@@ -30,6 +30,7 @@ from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
 from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
+from edgedet.tracking import step
 from edgedet.types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = _inside(self.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
+                dets = _inside(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             t = time.perf_counter_ns()
@@ -274,7 +275,7 @@ class Pipeline:
         stage_ms.update(times.as_stage_ms())
         if self.tracker is not None:
             t = time.perf_counter_ns()
-            dets = _inside(self.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
+            dets = _inside(step(self.tracker, frame.timestamp_s, dets, warp), frame.hw)
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
         return dets
 
@@ -344,7 +345,7 @@ def resolve_model(config: RunConfig) -> Path:
 def build_pipeline(config: RunConfig) -> Pipeline:
     """Open every stage named by `config` (model, source, tracker, sinks) and return the loop, not yet started.
 
-    The demo's defaults are applied first (`config.apply_demo_defaults`; a no-op for other sources or a config
+    The demo's defaults are applied first (`apply_demo_defaults(config)`; a no-op for other sources or a config
     built by `build_config`). Cheap checks run first (options, output paths, model file, registry names), so a
     bad flag fails before a camera opens.
     """

@@ -333,3 +333,14 @@ def _value_info_dims(value_info: Any) -> list[int | str | None]:
         else:
             dims.append(None)
     return dims
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks (model provenance, engine cache keys)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

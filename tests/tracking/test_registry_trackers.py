@@ -54,3 +54,21 @@ def test_unknown_tracker_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="unknown tracker 'deepsort': choose one of sort, bytetrack"):
         make_tracker("deepsort")
+
+
+def test_track_command_takes_any_registered_tracker(tmp_path) -> None:
+    """`edgedet track --tracker bytetrack` writes the same tracks as the old `--second-association` spelling, and
+    different ones from SORT (the low-score pass matters on this sequence)."""
+    from tests.conftest import shared_path
+
+    from edgedet.cli import main
+
+    seq = shared_path("mot", "TUD-Stadtmitte")
+    args = ["track", "--dets", str(seq / "det.txt"), "--seqinfo", str(seq / "seqinfo.ini")]
+    outs = {}
+    for name, extra in [("bt", ["--tracker", "bytetrack"]), ("sa", ["--second-association"]), ("sort", [])]:
+        outs[name] = tmp_path / f"{name}.txt"
+        assert main([*args, "--out", str(outs[name]), *extra]) == 0
+    assert outs["bt"].read_text() == outs["sa"].read_text()
+    assert outs["bt"].read_text() != outs["sort"].read_text()
+    assert main([*args, "--out", str(tmp_path / "x.txt"), "--tracker", "deepsort"]) == 2

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,7 @@ class BackendConfig:
     device: "cpu", "cuda", "tensorrt" (ONNX Runtime execution provider choice; TensorRT ignores it).
     threads: intra-op threads for CPU inference (0 = library default).
     output_format / class_names: override what the model's metadata says (for plain ONNX files).
+    options: the other options declared in config.py with stage="backend" (name -> value), for plugin backends.
     trt_memory: TensorRT only: "device" (device buffers and async copies) or "mapped" (zero-copy pinned host
         memory; worth it on Jetson, where CPU and GPU share DRAM).
     """
@@ -33,6 +34,7 @@ class BackendConfig:
     output_format: str | None = None
     class_names: tuple[str, ...] | None = None
     trt_memory: str = "device"  # TensorRT: "device" buffers + copies, or "mapped" pinned memory (Jetson)
+    options: Mapping[str, Any] = field(default_factory=dict)  # backend options declared in config.py
 
 
 B = TypeVar("B", bound="Backend")

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from edgedet.errors import BackendError, ConfigError, DataError, MissingDependencyError, ModelError
-from edgedet.spec import ModelSpec
+from edgedet.spec import ModelSpec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,6 @@ class EngineResult:
     key: EngineKey
     cache_hit: bool
     build_s: float
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def engine_cache_path(key: EngineKey, cache_dir: Path | None = None, stem: str = "model") -> Path:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from edgedet import datasets
+from edgedet.config import option, parse_imgsz
 from edgedet.datasets import IMAGE_SUFFIXES
 from edgedet.errors import ConfigError, DataError, MissingDependencyError, ModelError
-from edgedet.spec import OUTPUT_FORMATS, ModelSpec, read_names_file
+from edgedet.spec import OUTPUT_FORMATS, ModelSpec, read_names_file, read_onnx_spec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,15 @@ ENGINE_DEFERRED = "ONNX files are ready; build the engine on the device with the
 Progress = Callable[[str], None]
 
 
+def _parse_imgsz(text: str) -> int | tuple[int, int]:
+    """`640` -> 640; `384,640` or `384x640` -> (384, 640)."""
+    h, w = parse_imgsz(text) or (0, 0)
+    return h if h == w else (h, w)
+
+
 @dataclass(frozen=True)
 class ConvertConfig:
-    """One field per `edgedet convert` flag.
+    """One field per `edgedet convert` flag, declared with `edgedet.config.option` (flag, help, YAML key).
 
     source: .pt checkpoint (YOLOv5 repo or Ultralytics), .onnx file, or "pkg.module:factory".
     weights: state_dict for a module factory. imgsz: square input side, or (h, w); None = 640 (or the ONNX
@@ -38,27 +45,32 @@ class ConvertConfig:
     (one per line, or a dataset yaml). output: folder for artifacts (None = beside the source).
     """
 
-    source: str
-    weights: str | None = None
-    imgsz: int | tuple[int, int] | None = None
-    format: str | None = None
-    names: str | None = None
-    opset: int = 19
-    dynamic: bool = False
-    simplify: bool = True
-    fp16: bool = False
-    int8: bool = False
-    calib: str | None = None
-    labels: str | None = None
-    max_map_drop: float | None = None  # mAP50-95 points; None = the gate's default (1 with labels, 5 without)
-    calib_method: str = "percentile"  # measured best on yolov5n/coco128 (-0.74 mAP points vs -1.60 minmax)
-    int8_target: str | None = (
-        None  # cpu (uint8 activations) | tensorrt (symmetric int8); None: tensorrt with --engine
+    source: str = option("", ".pt checkpoint, .onnx file, or package.module:factory", cli=False)
+    weights: str | None = option(None, "state_dict for a module:factory source.")
+    imgsz: int | tuple[int, int] | None = option(
+        None, "Input size: 640 or 384,640 (h,w).", parse=_parse_imgsz
     )
-    engine: bool = False
-    output: str | None = None
-    json: bool = False
-    parity_inputs: int = 4
+    format: str | None = option(None, "Head layout: yolov5 | yolov8 | end2end.", flags="--format")
+    names: str | None = option(None, "Class names file (one per line) or dataset yaml.")
+    opset: int = option(19, "ONNX opset.")
+    dynamic: bool = option(False, "Dynamic batch dimension.", flags="--dynamic")
+    simplify: bool = option(True, "Simplify with onnxslim.", flags="--simplify/--no-simplify")
+    fp16: bool = option(False, "Also write an FP16 ONNX.", flags="--fp16")
+    int8: bool = option(False, "Also write an INT8 (Q/DQ) ONNX; needs --calib.", flags="--int8")
+    calib: str | None = option(None, "Calibration images folder (100+ deployment-like images).")
+    labels: str | None = option(None, "Labels (YOLO txt folder or COCO json) for the accuracy gate.")
+    # mAP50-95 points; None = the gate's default (1 with labels, 5 without)
+    max_map_drop: float | None = option(None, "Largest mAP50-95 drop (points) INT8 may cost.")
+    # measured best on yolov5n/coco128 (-0.74 mAP points vs -1.60 minmax)
+    calib_method: str = option("percentile", "minmax | percentile | entropy")
+    int8_target: str | None = option(
+        None,
+        "cpu (uint8 activations, fast in ONNX Runtime) | tensorrt (symmetric int8; default with --engine)",
+    )
+    engine: bool = option(False, "Build a TensorRT engine (on the device).", flags="--engine")
+    output: str | None = option(None, "Output folder (default: beside the input).", flags=("--output", "-o"))
+    json: bool = option(False, "Print a JSON summary.", flags="--json")
+    parity_inputs: int = option(4, "Real-looking inputs the ONNX is checked against PyTorch on.", cli=False)
 
 
 @dataclass(frozen=True)
@@ -223,7 +235,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
     messages (ModelError when a parity check fails, the gate's error when INT8 loses too much accuracy)."""
     from edgedet.convert import verify
     from edgedet.convert.adapters import detect_source_kind
-    from edgedet.convert.export_onnx import export_onnx, read_spec, sha256_file
+    from edgedet.convert.export_onnx import export_onnx
 
     t_start = time.perf_counter()
     validate(config)
@@ -303,7 +315,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
         if engine_art is not None:
             artifacts.append(engine_art)
 
-    final_spec = read_spec(fp32_path)
+    final_spec = read_onnx_spec(fp32_path)
     return ConvertResult(final_spec, tuple(artifacts), tuple(run.notes), time.perf_counter() - t_start)
 
 
@@ -330,10 +342,14 @@ def _from_onnx(
     listed as graph inputs) unless the copy would overwrite the source."""
     import onnx
 
-    from edgedet.convert.export_onnx import read_spec, save_single_file, set_spec, sha256_file
+    from edgedet.convert.export_onnx import (
+        drop_initializer_inputs,
+        save_single_file,
+        set_spec,
+    )
 
     src = Path(config.source)
-    spec = read_spec(src)
+    spec = read_onnx_spec(src)
     if config.imgsz is not None and _imgsz(config.imgsz) != spec.input_hw:
         raise ConfigError(
             f"--imgsz {config.imgsz} differs from {src.name}'s input {spec.input_hw}; re-export from the checkpoint "
@@ -356,12 +372,7 @@ def _from_onnx(
         )
         return spec, src
     model = onnx.load(str(src))
-    init_names = {i.name for i in model.graph.initializer}
-    if any(i.name in init_names for i in model.graph.input):
-        # weights listed as inputs block constant folding in ONNX Runtime (~25% slower); they are constants here
-        keep = [i for i in model.graph.input if i.name not in init_names]
-        del model.graph.input[:]
-        model.graph.input.extend(keep)
+    if drop_initializer_inputs(model):
         run.note("removed initializers from graph inputs (they blocked constant folding)")
     set_spec(model, spec)
     save_single_file(model, fp32_out)

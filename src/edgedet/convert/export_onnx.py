@@ -11,7 +11,6 @@ removed. Either way the result is checked to be a single file before it is retur
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import logging
 import warnings
@@ -21,7 +20,7 @@ from typing import Any
 
 from edgedet._optional import require
 from edgedet.errors import ConfigError, MissingDependencyError, ModelError
-from edgedet.spec import SPEC_KEY, ModelSpec, read_onnx_spec
+from edgedet.spec import SPEC_KEY, ModelSpec, read_onnx_spec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,16 @@ OUTPUT_NAME = "output0"
 EXPORTERS = ("torchscript", "dynamo")
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def drop_initializer_inputs(model: Any) -> bool:
+    """Remove initializers from `model.graph.input` (older exporters list weights as inputs, which blocks
+    constant folding in ONNX Runtime: ~25% slower). Returns True when something was removed; edits in place."""
+    init_names = {i.name for i in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in init_names]
+    if len(keep) == len(model.graph.input):
+        return False
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    return True
 
 
 def tool_versions() -> dict[str, str]:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from edgedet.errors import ConfigError, DataError
 from edgedet.motchallenge import MotRows, SeqInfo, read_det, read_seqinfo
 from edgedet.scheduler import make_scheduler
-from edgedet.tracking import TrackerConfig, make_tracker
+from edgedet.tracking import TrackerConfig, make_tracker, step
 from edgedet.types import Detections
 
 __all__ = ["MISSED_POLICIES", "RealtimeResult", "simulate_realtime"]
@@ -153,18 +153,14 @@ def simulate_realtime(
             continue
         for k in range(last + 1, newest):  # superseded while the loop was busy
             if missed == "predict":
-                outputs[k] = trk.predict(info.timestamp_s(k))
+                outputs[k] = step(trk, info.timestamp_s(k))
                 kind[k - 1] = "missed"
                 age_ms[k - 1] = (now_s - info.timestamp_s(k)) * 1e3
         j = newest
         t_j = info.timestamp_s(j)
         detect = scheduler.should_detect(t_j)
-        if detect:
-            outputs[j] = trk.update(per_frame.get(j, empty), t_j)
-            cost_ms = latency_ms + track_ms
-        else:
-            outputs[j] = trk.predict(t_j)
-            cost_ms = track_ms
+        outputs[j] = step(trk, t_j, per_frame.get(j, empty) if detect else None)
+        cost_ms = latency_ms + track_ms if detect else track_ms
         kind[j - 1] = "detect" if detect else "track"
         scheduler.record(detect, cost_ms)
         intervals.append(scheduler.interval)

@@ -7,10 +7,11 @@ import logging
 import math
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from edgedet.errors import ConfigError, SinkError
 from edgedet.types import FrameResult
@@ -34,6 +35,7 @@ class SinkConfig:
     class_names: names for drawing and for the JSON lines' class_name; index = class id.
     video_fps: frame rate written into the mp4; None = the source's, else 30.
     sinks: --sink NAME[:ARG] (repeatable): any sink in the registry (`edgedet.sinks.SINKS`), opened after the above.
+    options: the other options declared with stage="sink" (name -> value), handed to every sink in SinkContext.
     tracking: what the MOT file holds. True: tracked rows only (track_id >= 0). False (--no-track): every
         detection with id -1. None: decided from the data (see MotSink).
     """
@@ -47,6 +49,9 @@ class SinkConfig:
     video_fps: float | None = None
     tracking: bool | None = None
     sinks: tuple[str, ...] = ()  # more sinks from the sink registry, each "NAME" or "NAME:ARG" (--sink)
+    options: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # sink options declared in config.py (SinkContext)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ A sink is named `NAME` or `NAME:ARG` (`--sink video:out.mp4`, repeatable); `--sh
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,14 @@ __all__ = [
 @dataclass(frozen=True)
 class SinkContext:
     """What a sink may need besides its argument: class names (index = class id), the video frame rate (the
-    source's nominal rate unless --video-fps; 30 when unknown), whether tracking is on (None: unknown)."""
+    source's nominal rate unless --video-fps; 30 when unknown), whether tracking is on (None: unknown), and the
+    run's sink options (every option declared in config.py with stage="sink" that SinkConfig has no field for,
+    e.g. `ctx.options["mqtt_topic"]`)."""
 
     class_names: tuple[str, ...] = ()
     fps: float = 30.0
     tracking: bool | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: opens one sink from its argument (the text after `NAME:`, None when there is none)
@@ -113,10 +116,10 @@ def sink_requests(config: SinkConfig) -> list[SinkRequest]:
     out: list[SinkRequest] = []
     if config.show:
         out.append(SinkRequest("show", None, "--show"))
-    for field, name in _SHORTHANDS:
-        path = getattr(config, field)
+    for key, name in _SHORTHANDS:
+        path = getattr(config, key)
         if path is not None:
-            out.append(SinkRequest(name, path, "--" + field.replace("_", "-")))
+            out.append(SinkRequest(name, path, "--" + key.replace("_", "-")))
     for text in config.sinks:
         name, arg = parse_sink(text)
         out.append(SinkRequest(name, arg, f"--sink {name}"))
@@ -124,7 +127,9 @@ def sink_requests(config: SinkConfig) -> list[SinkRequest]:
 
 
 def _context(config: SinkConfig, source_fps: float | None) -> SinkContext:
-    return SinkContext(config.class_names, resolve_fps(config.video_fps, source_fps), config.tracking)
+    return SinkContext(
+        config.class_names, resolve_fps(config.video_fps, source_fps), config.tracking, dict(config.options)
+    )
 
 
 def check_sink_config(config: SinkConfig, source_fps: float | None) -> float:
@@ -180,7 +185,9 @@ def open_sinks(config: SinkConfig, source_fps: float | None) -> list[SinkProtoco
 def output_files(config: SinkConfig) -> list[str]:
     """The files the config's sinks write (SinkKind.writes_file), in the order they open."""
     return [
-        str(Path(r.arg).expanduser()) for r in sink_requests(config) if r.arg and SINKS.get(r.name).writes_file
+        str(Path(r.arg).expanduser())
+        for r in sink_requests(config)
+        if r.arg and SINKS.get(r.name).writes_file
     ]
 
 

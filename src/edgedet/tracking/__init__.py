@@ -16,6 +16,7 @@ from typing import Any
 from edgedet.protocols import Tracker
 from edgedet.registry import Registry
 from edgedet.tracking.sort import SortTracker, TrackerConfig, tracker_config_from_flags
+from edgedet.types import Detections
 
 TrackerFactory = Callable[[TrackerConfig], Tracker]
 
@@ -36,6 +37,17 @@ TRACKERS: Registry[TrackerFactory] = Registry(
     contract="a tracker entry is a factory (TrackerConfig) -> object with update(), predict() and reset()",
     adapt=_adapt,
 )
+
+
+def step(
+    tracker: Tracker, timestamp_s: float, dets: Detections | None = None, warp: Any = None
+) -> Detections:
+    """One frame of tracking: `update` with the detector's `dets` on a detector frame, `predict` when the detector
+    skipped the frame (dets None). Every loop that drives a tracker (run, replay, the realtime replay) calls this,
+    so a frame is never stepped twice or not at all."""
+    if dets is None:
+        return tracker.predict(timestamp_s, warp=warp)
+    return tracker.update(dets, timestamp_s, warp=warp)
 
 
 def make_tracker(name: str = "sort", config: TrackerConfig | None = None) -> Tracker:

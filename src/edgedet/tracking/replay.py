@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgedet.errors import ConfigError, DataError
 from edgedet.motchallenge import MotRows, SeqInfo, read_det, read_seqinfo, write_mot
-from edgedet.tracking import TrackerConfig, make_tracker
+from edgedet.tracking import TrackerConfig, make_tracker, step
 from edgedet.types import Detections
 
 __all__ = ["track_sequence", "write_mot"]
@@ -48,8 +48,6 @@ def track_sequence(
     outputs: dict[int, Detections] = {}
     for f in range(1, info.seq_length + 1):
         t = info.timestamp_s(f)
-        if (f - 1) % detect_every == 0:
-            outputs[f] = trk.update(per_frame.get(f, empty), t)
-        else:
-            outputs[f] = trk.predict(t)
+        detect = (f - 1) % detect_every == 0
+        outputs[f] = step(trk, t, per_frame.get(f, empty) if detect else None)
     return MotRows.from_tracks(outputs)
