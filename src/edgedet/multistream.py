@@ -38,6 +38,7 @@ from edgedet.protocols import Sink, Source, Tracker
 from edgedet.scheduler import Scheduler
 from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
+from edgedet.tracking import step
 from edgedet.types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -490,11 +491,11 @@ class MultiStreamRunner:
                 stage_ms["postprocess"] = (time.perf_counter_ns() - t) / 1e6
                 t = time.perf_counter_ns()
                 if parts.tracker is not None:
-                    dets = _inside(parts.tracker.update(dets, frame.timestamp_s, warp=warp), frame.hw)
+                    dets = _inside(step(parts.tracker, frame.timestamp_s, dets, warp), frame.hw)
                 s.summary.detector_runs += 1
             else:
                 assert parts.tracker is not None  # skipping needs tracking (check_stage_combination)
-                dets = _inside(parts.tracker.predict(frame.timestamp_s, warp=warp), frame.hw)
+                dets = _inside(step(parts.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 s.summary.track_only_frames += 1
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
             t = time.perf_counter_ns()
