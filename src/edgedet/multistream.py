@@ -625,6 +625,19 @@ def _check_placeholders(sink_config: Any) -> None:
             raise ConfigError("--show opens one window: it cannot show several streams; drop it")
 
 
+def _demo_outputs_per_stream(config: RunConfig) -> RunConfig:
+    """The demo's run-folder outputs (runs/demo-<time>/video.mp4 ...) go to runs/demo-<time>/{stream}/ instead."""
+    if not config.run_dir:
+        return config
+    run_dir = Path(config.run_dir)
+    changes = {}
+    for key in ("save_video", "save_mot", "save_json"):
+        value = getattr(config, key)
+        if value and Path(value).parent == run_dir:
+            changes[key] = str(run_dir / STREAM_PLACEHOLDER / Path(value).name)
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def build_multistream(
     config: RunConfig,
     uris: Sequence[str],
@@ -645,8 +658,10 @@ def build_multistream(
     uris = list(uris)
     if not uris:
         raise ConfigError("no stream to run: pass --source at least once")
-    # demo defaults (target FPS, pacing, CMC) from the first source; no run folder: outputs need {stream}
-    config = apply_demo_defaults(dataclasses.replace(config, source=uris[0]), outputs=False).validate()
+    # the demo's defaults (target FPS, pacing, CMC, a run folder with one subfolder per stream) when the first
+    # source is the demo
+    config = apply_demo_defaults(dataclasses.replace(config, source=uris[0])).validate()
+    config = _demo_outputs_per_stream(config)
     tracker_factory = TRACKERS.get(config.tracker) if config.track else None
     names = read_names_file(config.names) if config.names else None
     detector = open_detector(

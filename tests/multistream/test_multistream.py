@@ -188,3 +188,19 @@ def test_cli_one_failed_stream_of_one_is_an_error(tmp_path, capsys):
     rc = main(["run", "--source", str(tmp_path / "x.mp4"), "--source", str(tmp_path / "y.mp4"),
                "--model", str(model)])  # fmt: skip
     assert rc == 1
+
+
+def test_demo_run_folder_gets_one_subfolder_per_stream(tmp_path):
+    model = brightness_model(tmp_path / "m.onnx")
+    cfg = build_config(
+        RunConfig, None, model=str(model), source="demo:frames=3", run_dir=str(tmp_path / "run")
+    )
+    runner = build_multistream(cfg, ["demo:frames=3", "demo:frames=3,seed=5"])
+    summary = runner.run()
+    assert [s.frames for s in summary.streams] == [3, 3]
+    for name in ("s0", "s1"):
+        assert sorted(p.name for p in (tmp_path / "run" / name).iterdir()) == [
+            "detections.jsonl",
+            "tracks.txt",
+            "video.mp4",
+        ]
