@@ -360,8 +360,11 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     scheduler = config.scheduler
     tracker_factory = TRACKERS.get(config.tracker) if config.track else None  # an unknown name fails here
     names = read_names_file(config.names) if config.names else None
+    # The sequential loop runs one stage thread beside inference (the source's capture/render thread): the
+    # ONNX Runtime thread budget leaves it a core.
+    backend_config = dataclasses.replace(config.backend_config(names), stages_beside=1)
     detector = open_detector(
-        resolve_model(config), config.backend_config(names), config.postprocess_config, classes=config.classes
+        resolve_model(config), backend_config, config.postprocess_config, classes=config.classes
     )
     sink_config = config.sink_config(detector.spec.class_names)
     check_sink_config(sink_config, source_fps=None)  # output paths and --show, before a camera is opened

@@ -121,3 +121,54 @@ def test_reference_yolov5_export_metadata():
         assert len(be.spec.class_names) == 80 and be.spec.class_names[0] == "person"
         out = be.infer(np.full((1, 3, 320, 320), 0.5, np.float32))
         assert out[0].shape == (1, 6300, 85)
+
+
+@pytest.mark.parametrize(
+    ("cores", "beside", "requested", "threads", "spinning"),
+    [
+        (2, 1, 0, 1, False),  # this machine in `run`: one core for the capture thread, no pool to spin
+        (2, 0, 0, 2, True),  # bench / eval: nothing beside, ONNX Runtime's own default
+        (6, 1, 0, 5, True),  # Orin Nano: five threads and the capture thread fit on six cores
+        (6, 3, 0, 3, True),
+        (4, 4, 0, 1, False),  # more stages than cores: still one thread
+        (2, 1, 2, 2, False),  # --threads 2 wins, but two threads and a stage do not fit: no spinning
+        (8, 1, 4, 4, True),  # --threads 4 with room to spare
+        (1, 0, 0, 1, False),
+    ],
+)
+def test_thread_budget(cores: int, beside: int, requested: int, threads: int, spinning: bool) -> None:
+    from edgedet.backends.onnxruntime import thread_budget
+
+    b = thread_budget(cores, beside, requested)
+    assert (b.threads, b.spinning, b.overridden) == (threads, spinning, requested > 0)
+
+
+def test_thread_budget_is_applied_and_said(tmp_path, monkeypatch):
+    import edgedet.backends.onnxruntime as ortb
+
+    monkeypatch.setattr(ortb, "available_cores", lambda: 2)
+    path = constant_model(tmp_path / "m.onnx", _yolov5_outputs())
+    with open_backend(path, BackendConfig(stages_beside=1)) as be:
+        opts = be._session.get_session_options()
+        assert opts.intra_op_num_threads == 1
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+        assert (
+            be.description
+            == "OnnxRuntimeBackend(m.onnx, 1 thread, spinning off (2 cores, 1 stage thread beside))"
+        )
+    with open_backend(path, BackendConfig(threads=2, stages_beside=1)) as be:
+        assert be._session.get_session_options().intra_op_num_threads == 2
+        assert be.description.endswith("(m.onnx, 2 threads, spinning off (--threads))")
+    with open_backend(path) as be:  # bench / eval: nothing beside
+        opts = be._session.get_session_options()
+        assert opts.intra_op_num_threads == 2
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
+def test_available_cores_is_the_affinity():
+    import os
+
+    from edgedet.backends.onnxruntime import available_cores
+
+    assert available_cores() == len(os.sched_getaffinity(0))

@@ -1,9 +1,12 @@
 """TensorRTBackend: everything around the TensorRT and CUDA calls, checked with real values.
 
 TensorRT cannot be installed on the development machines (PyPI's packages are placeholders and there is no
-GPU), so `FakeTrt` stands in for the `tensorrt` module, and `FakeCuda` (tests/backends/test_cuda_mem.py) for
-the driver. The fake "plan" names an ONNX file, and the fake execution context runs that ONNX through ONNX
-Runtime, reading its input from the address bound with set_tensor_address and writing its outputs to theirs.
+GPU), so a stand-in built from TensorRT's real Python API (tests/helpers/trt_standin.py: every class, method,
+property and enum value of TensorRT 10.3 or 11.1, and nothing else) replaces the `tensorrt` module, and
+`FakeCuda` (tests/backends/test_cuda_mem.py) the driver. Tests taking `api` run against both versions, so a
+name the backend or the builder uses that one of them lacks fails here. The stand-in's "plan" names an ONNX
+file, and its execution context runs that ONNX through ONNX Runtime, reading its input from the address bound
+with set_tensor_address and writing its outputs to theirs.
 So the outputs of the TensorRT backend must equal ONNX Runtime's exactly when the buffer sizes, dtypes,
 addresses, copies and stream synchronisation are right, and differ when any of them is wrong.
 
@@ -12,7 +15,6 @@ Real TensorRT on a Jetson is validated by the commands in deploy/jetson/README.m
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import subprocess
@@ -26,9 +28,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 from tests.backends.test_cuda_mem import FakeCuda
+from tests.helpers.trt_standin import API_VERSIONS, fake_plan, make_tensorrt, used_names
 
 from edgedet.backends import BackendConfig, open_backend
-from edgedet.backends.cuda_mem import host_array
 from edgedet.backends.engine_build import EngineKey, sha256_file
 from edgedet.backends.onnxruntime import OnnxRuntimeBackend
 from edgedet.backends.tensorrt import TENSORRT_MISSING, TensorRTBackend, numpy_dtype
@@ -40,206 +42,18 @@ HW = (32, 32)
 ROWS = 3 * HW[0] * HW[1] // (5 + NC)  # 384 yolov5 rows of 5+nc
 
 
-# ----------------------------------------------------------------------------- a fake tensorrt module
+# ----------------------------------------------------------------------------- the tensorrt stand-in
 
 
-class TensorIOMode(enum.Enum):
-    NONE = 0
-    INPUT = 1
-    OUTPUT = 2
+@pytest.fixture(params=API_VERSIONS, ids=lambda v: f"trt{v}")
+def api(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs against TensorRT 10.3's and 11.1's real API names."""
+    return str(request.param)
 
 
-class DataType(enum.Enum):
-    FLOAT = 0
-    HALF = 1
-    INT8 = 2
-    INT32 = 3
-    BOOL = 4
-    UINT8 = 5
-    BF16 = 7
-    INT64 = 8
-
-
-_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8}
-
-
-class FakeContext:
-    def __init__(self, engine: FakeEngine) -> None:
-        self.engine = engine
-        self.addresses: dict[str, int] = {}
-        self.input_shapes = {n: tuple(t["shape"]) for n, t in engine.tensors.items() if t["mode"] == "input"}
-        self.streams: list[int] = []
-
-    def set_input_shape(self, name: str, shape: Any) -> bool:
-        lo, hi = self.engine.plan.get("profile", [1, 1])
-        declared = self.engine.tensors[name]["shape"]
-        shape = tuple(int(d) for d in shape)
-        if len(shape) != len(declared) or not lo <= shape[0] <= hi:
-            return False
-        self.input_shapes[name] = shape
-        return True
-
-    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-        t = self.engine.tensors[name]
-        if t["mode"] == "input":
-            return self.input_shapes[name]
-        batch = next(iter(self.input_shapes.values()))[0]
-        return tuple(batch if d == -1 else d for d in t["shape"])
-
-    def set_tensor_address(self, name: str, ptr: int) -> bool:
-        self.addresses[name] = int(ptr)
-        return True
-
-    def execute_async_v3(self, stream: int) -> bool:
-        if self.engine.plan.get("fail"):
-            return False
-        assert set(self.addresses) == set(self.engine.tensors), "every I/O tensor needs an address"
-        self.streams.append(stream)
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(self.engine.plan["onnx"], providers=["CPUExecutionProvider"])
-        feeds = {}
-        for name, t in self.engine.tensors.items():
-            if t["mode"] == "input":
-                x = host_array(self.addresses[name], self.input_shapes[name], _NP[t["dtype"]])
-                feeds[name] = x.astype(np.float32)
-        outs = sess.run(None, feeds)
-        out_names = [n for n, t in self.engine.tensors.items() if t["mode"] == "output"]
-        for name, value in zip(out_names, outs, strict=True):
-            t = self.engine.tensors[name]
-            dst = host_array(self.addresses[name], self.get_tensor_shape(name), _NP[t["dtype"]])
-            dst[...] = value.astype(_NP[t["dtype"]])
-        return True
-
-
-class FakeEngine:
-    def __init__(self, plan: dict[str, Any]) -> None:
-        self.plan = plan
-        self.tensors: dict[str, dict[str, Any]] = plan["tensors"]
-        self.names = list(self.tensors)
-        self.contexts: list[FakeContext] = []
-
-    @property
-    def num_io_tensors(self) -> int:
-        return len(self.names)
-
-    def get_tensor_name(self, i: int) -> str:
-        return self.names[i]
-
-    def get_tensor_mode(self, name: str) -> TensorIOMode:
-        return TensorIOMode.INPUT if self.tensors[name]["mode"] == "input" else TensorIOMode.OUTPUT
-
-    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.tensors[name]["shape"])
-
-    def get_tensor_dtype(self, name: str) -> DataType:
-        return DataType[self.tensors[name]["dtype"]]
-
-    def create_execution_context(self) -> FakeContext:
-        ctx = FakeContext(self)
-        self.contexts.append(ctx)
-        return ctx
-
-
-class FakeTrt:
-    """The parts of the `tensorrt` module edgedet uses, by the same names (runtime and builder)."""
-
-    TensorIOMode = TensorIOMode
-    DataType = DataType
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, severity: int) -> None:
-            self.severity = severity
-
-    class NetworkDefinitionCreationFlag:
-        STRONGLY_TYPED = 5
-
-    class MemoryPoolType:
-        WORKSPACE = 0
-
-    def __init__(self, version: str = "10.3.0") -> None:
-        self.__version__ = version
-        self.deserialized: list[bytes] = []
-        self.builds = 0
-        trt = self
-
-        class Runtime:
-            def __init__(self, logger: Any) -> None:
-                pass
-
-            def deserialize_cuda_engine(self, data: bytes) -> FakeEngine | None:
-                trt.deserialized.append(data)
-                try:
-                    plan = json.loads(data)
-                except ValueError:
-                    return None  # what TensorRT does with a corrupt plan
-                if plan.get("trt") != trt.__version__:
-                    return None  # ... and with a plan from another version
-                engine = FakeEngine(plan)
-                trt.engines.append(engine)
-                return engine
-
-        self.Runtime = Runtime
-        self.engines: list[FakeEngine] = []
-
-        class Builder:
-            def __init__(self, logger: Any) -> None:
-                pass
-
-            def create_network(self, flags: int) -> dict[str, Any]:
-                assert flags == 1 << 5, "networks must be strongly typed"
-                return {}
-
-            def create_builder_config(self) -> FakeBuilderConfig:
-                return FakeBuilderConfig()
-
-            def build_serialized_network(self, network: dict[str, Any], config: Any) -> bytes:
-                trt.builds += 1
-                return fake_plan(network["onnx"], trt.__version__)
-
-        class OnnxParser:
-            def __init__(self, network: dict[str, Any], logger: Any) -> None:
-                self.network = network
-                self.num_errors = 0
-
-            def parse_from_file(self, path: str) -> bool:
-                self.network["onnx"] = path
-                return True
-
-        self.Builder = Builder
-        self.OnnxParser = OnnxParser
-
-
-class FakeBuilderConfig:
-    def set_memory_pool_limit(self, pool: int, nbytes: int) -> None:
-        self.workspace = nbytes
-
-    def create_timing_cache(self, data: bytes) -> bytes:
-        return data
-
-    def set_timing_cache(self, cache: bytes, ignore_mismatch: bool) -> None:
-        self.cache = cache
-
-    def get_timing_cache(self) -> Any:
-        class Cache:
-            def serialize(self) -> bytes:
-                return b"timing"
-
-        return Cache()
-
-
-def fake_plan(onnx_path: str, version: str, dtype: str = "FLOAT", **extra: Any) -> bytes:
-    """A 'plan' for FakeTrt: the ONNX it runs and its I/O tensors (shapes/dtypes read from the ONNX)."""
-    model = onnx.load(onnx_path)
-
-    def dims(vi: Any) -> list[int]:
-        return [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
-
-    tensors = {i.name: {"mode": "input", "shape": dims(i), "dtype": dtype} for i in model.graph.input}
-    tensors.update({o.name: {"mode": "output", "shape": dims(o), "dtype": dtype} for o in model.graph.output})
-    return json.dumps({"trt": version, "onnx": onnx_path, "tensors": tensors, **extra}).encode()
+def FakeTrt(version: str = "10.3.0", api: str = "10.3") -> Any:
+    """The tensorrt stand-in (tests/helpers/trt_standin.py) with TensorRT `api`'s names, reporting `version`."""
+    return make_tensorrt(api, version)
 
 
 # ----------------------------------------------------------------------------- models, plans, sidecars
@@ -333,9 +147,9 @@ def test_modules_import_without_tensorrt_or_cuda() -> None:
 
 
 @pytest.mark.parametrize("memory", ["device", "mapped"])
-def test_outputs_match_onnxruntime_and_copies_are_honest(tmp_path: Path, memory: str) -> None:
-    plan = write_plan(tmp_path)
-    trt, cuda = FakeTrt(), FakeCuda()
+def test_outputs_match_onnxruntime_and_copies_are_honest(tmp_path: Path, memory: str, api: str) -> None:
+    plan = write_plan(tmp_path, version=f"{api}.0")
+    trt, cuda = FakeTrt(f"{api}.0", api), FakeCuda()
     x = image_batch(seed=1)
     with OnnxRuntimeBackend(tmp_path / "tiny-1.onnx") as ref:
         expected = [o.copy() for o in ref.infer(x)]
@@ -350,7 +164,7 @@ def test_outputs_match_onnxruntime_and_copies_are_honest(tmp_path: Path, memory:
             out = be.infer(x)
             np.testing.assert_array_equal(out[0], x.reshape(1, ROWS, 8) * 2 + 1)
         np.testing.assert_array_equal(be.infer(image_batch(seed=1))[0], expected[0])
-        stream = trt.engines[0].contexts[0].streams[-1]
+        stream = trt._engines[0]._contexts[0]._streams[-1]
         kinds = [c[0] for c in cuda.calls]
     if memory == "device":
         # each call: upload, (execute), download, then synchronise before returning
@@ -361,40 +175,40 @@ def test_outputs_match_onnxruntime_and_copies_are_honest(tmp_path: Path, memory:
     assert cuda.live() == 0 and not cuda.streams
 
 
-def test_version_mismatch_is_refused_before_loading_naming_both(tmp_path: Path) -> None:
+def test_version_mismatch_is_refused_before_loading_naming_both(tmp_path: Path, api: str) -> None:
     plan = write_plan(tmp_path, version="10.3.0")
-    trt = FakeTrt(version="10.7.0")
+    trt = FakeTrt("10.7.0" if api == "10.3" else "11.1.0", api)
     with pytest.raises(BackendError) as info:
         TensorRTBackend(plan, trt=trt, cuda=FakeCuda())
     msg = str(info.value)
-    assert "TensorRT 10.3.0 vs 10.7.0" in msg
+    assert f"TensorRT 10.3.0 vs {trt.__version__}" in msg
     assert f"edgedet convert {tmp_path / 'tiny-1.onnx'} --engine" in msg
-    assert trt.deserialized == []  # refused before TensorRT saw the bytes
+    assert trt._deserialized == []  # refused before TensorRT saw the bytes
 
 
-def test_gpu_mismatch_is_refused_naming_both(tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, gpu=("Orin", "8.7"))
+def test_gpu_mismatch_is_refused_naming_both(tmp_path: Path, api: str) -> None:
+    plan = write_plan(tmp_path, version=f"{api}.0", gpu=("Orin", "8.7"))
     cuda = FakeCuda(integrated=False, name="NVIDIA GeForce RTX 3080", sm=(8, 6))
     with pytest.raises(BackendError) as info:
-        TensorRTBackend(plan, trt=FakeTrt(), cuda=cuda)
+        TensorRTBackend(plan, trt=FakeTrt(f"{api}.0", api), cuda=cuda)
     msg = str(info.value)
     assert "GPU Orin vs NVIDIA GeForce RTX 3080" in msg and "SM 8.7 vs 8.6" in msg
     assert "--engine" in msg and "\n" not in msg
 
 
-def test_plan_without_sidecar_that_tensorrt_refuses(tmp_path: Path) -> None:
+def test_plan_without_sidecar_that_tensorrt_refuses(tmp_path: Path, api: str) -> None:
     plan = write_plan(tmp_path, version="8.6.1", sidecar=False)
     with pytest.raises(BackendError) as info:
-        TensorRTBackend(plan, trt=FakeTrt("10.3.0"), cuda=FakeCuda())
+        TensorRTBackend(plan, trt=FakeTrt(f"{api}.0", api), cuda=FakeCuda())
     msg = str(info.value)
-    assert "TensorRT 10.3.0 could not deserialize tiny-1.plan on Orin (sm_87)" in msg
+    assert f"TensorRT {api}.0 could not deserialize tiny-1.plan on Orin (sm_87)" in msg
     assert "it has no sidecar" in msg and "edgedet convert tiny-1.onnx --engine" in msg
 
 
-def test_plan_without_sidecar_loads_with_spec_from_overrides(tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, sidecar=False)
+def test_plan_without_sidecar_loads_with_spec_from_overrides(tmp_path: Path, api: str) -> None:
+    plan = write_plan(tmp_path, version=f"{api}.0", sidecar=False)
     cfg = BackendConfig(backend="tensorrt", output_format="yolov5")
-    with TensorRTBackend(plan, cfg, trt=FakeTrt(), cuda=FakeCuda()) as be:
+    with TensorRTBackend(plan, cfg, trt=FakeTrt(f"{api}.0", api), cuda=FakeCuda()) as be:
         assert be.spec.output_format == "yolov5" and be.spec.class_names == ("class0", "class1", "class2")
         assert be.spec.input_hw == HW
 
@@ -404,10 +218,10 @@ def test_plan_without_sidecar_loads_with_spec_from_overrides(tmp_path: Path) -> 
     [("FLOAT", 12288, 12288, np.float32), ("HALF", 6144, 6144, np.float16)],
 )
 def test_buffers_sized_from_shape_and_dtype(
-    tmp_path: Path, dtype: str, in_bytes: int, out_bytes: int, np_dtype: Any
+    tmp_path: Path, dtype: str, in_bytes: int, out_bytes: int, np_dtype: Any, api: str
 ) -> None:
-    plan = write_plan(tmp_path, dtype=dtype)
-    with TensorRTBackend(plan, trt=FakeTrt(), cuda=FakeCuda()) as be:
+    plan = write_plan(tmp_path, version=f"{api}.0", dtype=dtype)
+    with TensorRTBackend(plan, trt=FakeTrt(f"{api}.0", api), cuda=FakeCuda()) as be:
         assert be.input_dtype == np_dtype
         assert be.buffers["images"].nbytes == in_bytes and be.buffers["output0"].nbytes == out_bytes
         x = image_batch(seed=3)
@@ -429,20 +243,21 @@ def test_buffers_sized_from_shape_and_dtype(
         ("UINT8", np.uint8),
     ],
 )
-def test_numpy_dtype(name: str, expected: Any) -> None:
-    assert numpy_dtype(DataType[name]) == np.dtype(expected)
+def test_numpy_dtype(name: str, expected: Any, api: str) -> None:
+    assert numpy_dtype(getattr(make_tensorrt(api).DataType, name)) == np.dtype(expected)
 
 
-def test_bf16_io_is_refused() -> None:
-    with pytest.raises(BackendError, match="tensor 'scores' has type BF16, which numpy cannot hold"):
-        numpy_dtype(DataType.BF16, "scores")
+@pytest.mark.parametrize("name", ["BF16", "FP8", "INT4"])
+def test_types_numpy_cannot_hold_are_refused(name: str, api: str) -> None:
+    with pytest.raises(BackendError, match=f"tensor 'scores' has type {name}, which numpy cannot hold"):
+        numpy_dtype(getattr(make_tensorrt(api).DataType, name), "scores")
 
 
-def test_dynamic_batch_sets_input_shape_and_resizes_buffers(tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, batch="batch", sidecar=False, profile=[1, 4])
+def test_dynamic_batch_sets_input_shape_and_resizes_buffers(tmp_path: Path, api: str) -> None:
+    plan = write_plan(tmp_path, version=f"{api}.0", batch="batch", sidecar=False, profile=[1, 4])
     cfg = BackendConfig(backend="tensorrt", output_format="yolov5")
     cuda = FakeCuda()
-    with TensorRTBackend(plan, cfg, trt=FakeTrt(), cuda=cuda) as be:
+    with TensorRTBackend(plan, cfg, trt=FakeTrt(f"{api}.0", api), cuda=cuda) as be:
         assert be.output_shapes == [(None, ROWS, 8)]
         assert be.buffers["images"].shape == (1, 3, 32, 32)  # batch 1 until told otherwise
         x = image_batch(3, seed=4)
@@ -457,19 +272,19 @@ def test_dynamic_batch_sets_input_shape_and_resizes_buffers(tmp_path: Path) -> N
             be.infer(image_batch(8))
 
 
-def test_wrong_input_size_is_refused(tmp_path: Path) -> None:
-    plan = write_plan(tmp_path)
-    with TensorRTBackend(plan, trt=FakeTrt(), cuda=FakeCuda()) as be:
+def test_wrong_input_size_is_refused(tmp_path: Path, api: str) -> None:
+    plan = write_plan(tmp_path, version=f"{api}.0")
+    with TensorRTBackend(plan, trt=FakeTrt(f"{api}.0", api), cuda=FakeCuda()) as be:
         with pytest.raises(
             BackendError, match=r"input shape \[1, 3, 64, 64\] does not fit engine input 'images'"
         ):
             be.infer(np.zeros((1, 3, 64, 64), np.float32))
 
 
-def test_failed_execution_and_use_after_close(tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, fail=True)
+def test_failed_execution_and_use_after_close(tmp_path: Path, api: str) -> None:
+    plan = write_plan(tmp_path, version=f"{api}.0", fail=True)
     cuda = FakeCuda()
-    be = TensorRTBackend(plan, trt=FakeTrt(), cuda=cuda)
+    be = TensorRTBackend(plan, trt=FakeTrt(f"{api}.0", api), cuda=cuda)
     with pytest.raises(BackendError, match=r"execute_async_v3 failed for tiny-1\.plan"):
         be.infer(image_batch())
     be.close()
@@ -477,6 +292,63 @@ def test_failed_execution_and_use_after_close(tmp_path: Path) -> None:
     assert cuda.live() == 0 and not cuda.streams
     with pytest.raises(BackendError, match="is closed"):
         be.infer(image_batch())
+
+
+def test_standin_refuses_what_its_version_lacks() -> None:
+    """The stand-in is as strict as the real module: 11.1 has no precision flags and no INT8 calibrator."""
+    old, new = make_tensorrt("10.3"), make_tensorrt("11.1")
+    assert old.BuilderFlag.FP16.name == "FP16" and old.IInt8EntropyCalibrator2 is not None
+    config = old.Builder(old.Logger(old.Logger.WARNING)).create_builder_config()
+    config.int8_calibrator = None
+    with pytest.raises(AttributeError, match=r"has no attribute 'FP16' \(TensorRT 11.1\)"):
+        new.BuilderFlag.FP16  # noqa: B018
+    with pytest.raises(AttributeError, match="IInt8EntropyCalibrator2"):
+        new.IInt8EntropyCalibrator2  # noqa: B018
+    config = new.Builder(new.Logger(new.Logger.WARNING)).create_builder_config()
+    with pytest.raises(AttributeError, match=r"'int8_calibrator' \(TensorRT 11.1\)"):
+        config.int8_calibrator = None
+    with pytest.raises(AttributeError, match="has_implicit_batch_dimension"):
+        new.ICudaEngine({"tensors": {}}).has_implicit_batch_dimension  # noqa: B018
+
+
+def test_backend_uses_only_names_both_versions_have(tmp_path: Path) -> None:
+    """The runtime path touches the same TensorRT names on 10.3 and 11.1 (the list the README gives)."""
+    seen = {}
+    for api_version in API_VERSIONS:
+        (tmp_path / api_version).mkdir()
+        plan = write_plan(tmp_path / api_version, version=f"{api_version}.0")
+        trt = FakeTrt(f"{api_version}.0", api_version)
+        with TensorRTBackend(plan, trt=trt, cuda=FakeCuda()) as be:
+            be.infer(image_batch())
+        seen[api_version] = used_names(trt)
+    assert seen["10.3"] == seen["11.1"]
+    assert {
+        "ICudaEngine.num_io_tensors",
+        "IExecutionContext.execute_async_v3",
+        "IExecutionContext.set_tensor_address",
+        "Runtime.deserialize_cuda_engine",
+        "TensorIOMode.INPUT",
+    } <= set(seen["10.3"])
+
+
+@pytest.mark.parametrize("api_version", API_VERSIONS)
+def test_jetson_check_env_runs_against_each_version(
+    api_version: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/jetson/check_env.py's TensorRT lines use only names the version has."""
+    import importlib.util
+
+    trt = make_tensorrt(api_version, f"{api_version}.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    path = Path(__file__).resolve().parents[2] / "deploy" / "jetson" / "check_env.py"
+    spec = importlib.util.spec_from_file_location("edgedet_check_env", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--no-gpu"])
+    out = capsys.readouterr().out
+    assert f"ok   tensorrt {api_version}.0 from <tensorrt {api_version} stand-in>" in out
+    assert used_names(trt) == ["tensorrt.__version__"]
 
 
 def test_unknown_memory_mode(tmp_path: Path) -> None:
@@ -487,9 +359,9 @@ def test_unknown_memory_mode(tmp_path: Path) -> None:
 
 
 def test_onnx_builds_once_then_reuses_the_cached_engine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: str
 ) -> None:
-    trt = FakeTrt()
+    trt = FakeTrt(f"{api}.0", api)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)  # build_engine imports tensorrt itself
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     onnx_path = tiny_detector(tmp_path / "det.onnx")
@@ -498,16 +370,16 @@ def test_onnx_builds_once_then_reuses_the_cached_engine(
     with TensorRTBackend(onnx_path, trt=trt, cuda=FakeCuda(), progress=messages.append) as be:
         first = be.infer(x)[0].copy()
         engine_path = be.engine_path
-    assert trt.builds == 1
+    assert trt._builds == 1
     assert engine_path.parent == tmp_path / "cache" / "edgedet" / "engines"
     assert engine_path.name.startswith("det-fp32-") and engine_path.suffix == ".plan"
-    assert any(m.startswith("building fp32 engine for Orin (SM 8.7), TensorRT 10.3.0") for m in messages)
+    assert any(m.startswith(f"building fp32 engine for Orin (SM 8.7), TensorRT {api}.0") for m in messages)
     mtime = os.stat(engine_path).st_mtime_ns
     messages.clear()
     with TensorRTBackend(onnx_path, trt=trt, cuda=FakeCuda(), progress=messages.append) as be:
         np.testing.assert_array_equal(be.infer(x)[0], first)
         assert be.engine_path == engine_path
-    assert trt.builds == 1 and messages == [f"engine cache hit: {engine_path}"]
+    assert trt._builds == 1 and messages == [f"engine cache hit: {engine_path}"]
     assert os.stat(engine_path).st_mtime_ns == mtime
     np.testing.assert_array_equal(first, x.reshape(1, ROWS, 8) * 2 + 1)
 

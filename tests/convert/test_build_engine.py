@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import shared_path
+from tests.helpers.trt_standin import API_VERSIONS, make_tensorrt, used_names
 
 from edgedet._optional import available
 from edgedet.backends.engine_build import (
@@ -25,108 +25,21 @@ from edgedet.backends.engine_build import (
     engine_key,
     read_sidecar,
 )
-from edgedet.errors import BackendError, ConfigError, MissingDependencyError
+from edgedet.errors import BackendError, ConfigError, MissingDependencyError, ModelError
 
 HAVE_TRT = available("tensorrt")
 GPU = GpuInfo("Orin", "8.7")
 
 
-def _fake_trt(calls: list[tuple[str, Any]]) -> types.ModuleType:
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.3.0"  # type: ignore[attr-defined]
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, level: int) -> None:
-            pass
-
-    class Flag:
-        STRONGLY_TYPED = 5
-
-    class Pool:
-        WORKSPACE = "workspace"
-
-    class Tensor:
-        name, shape = "images", (-1, 3, 320, 320)
-
-    class Network:
-        num_inputs = 1
-
-        def get_input(self, i: int) -> Tensor:
-            return Tensor()
-
-    class Parser:
-        num_errors = 0
-
-        def __init__(self, network: Network, logger: Logger) -> None:
-            pass
-
-        def parse_from_file(self, path: str) -> bool:
-            calls.append(("parse", path))
-            return True
-
-    class Cache:
-        def __init__(self, data: bytes) -> None:
-            self.data = data
-
-        def serialize(self) -> bytes:
-            return self.data + b"+timing"
-
-    class Profile:
-        def set_shape(
-            self, name: str, lo: tuple[int, ...], opt: tuple[int, ...], hi: tuple[int, ...]
-        ) -> None:
-            calls.append(("set_shape", (name, lo, opt, hi)))
-
-    class Config:
-        def set_memory_pool_limit(self, pool: str, size: int) -> None:
-            calls.append(("pool", (pool, size)))
-
-        def create_timing_cache(self, data: bytes) -> Cache:
-            calls.append(("timing_in", data))
-            self.cache = Cache(data)
-            return self.cache
-
-        def set_timing_cache(self, cache: Cache, ignore_mismatch: bool) -> None:
-            calls.append(("set_timing", ignore_mismatch))
-
-        def get_timing_cache(self) -> Cache:
-            return self.cache
-
-        def add_optimization_profile(self, p: Profile) -> None:
-            calls.append(("profile", None))
-
-    class Builder:
-        def __init__(self, logger: Logger) -> None:
-            pass
-
-        def create_network(self, flags: int) -> Network:
-            calls.append(("network_flags", flags))
-            return Network()
-
-        def create_builder_config(self) -> Config:
-            return Config()
-
-        def create_optimization_profile(self) -> Profile:
-            return Profile()
-
-        def build_serialized_network(self, network: Network, config: Config) -> bytes:
-            calls.append(("build", None))
-            return b"PLAN"
-
-    trt.Logger, trt.NetworkDefinitionCreationFlag, trt.MemoryPoolType = Logger, Flag, Pool  # type: ignore[attr-defined]
-    trt.OnnxParser, trt.Builder = Parser, Builder  # type: ignore[attr-defined]
-    return trt
-
-
-@pytest.fixture
-def fake_trt(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+@pytest.fixture(params=API_VERSIONS, ids=lambda v: f"trt{v}")
+def fake_trt(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The tensorrt stand-in with TensorRT 10.3's, then 11.1's, real API names (tests/helpers/trt_standin.py);
+    its `_calls` list records the builder calls in order."""
     if HAVE_TRT:
         pytest.skip("real TensorRT present: the gpu test covers it")
-    calls: list[tuple[str, Any]] = []
-    monkeypatch.setitem(sys.modules, "tensorrt", _fake_trt(calls))
-    return calls
+    trt = make_tensorrt(request.param)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    return trt
 
 
 @pytest.fixture(scope="module")
@@ -173,51 +86,54 @@ def test_key_of_the_reference_onnx(onnx320: Path) -> None:
     assert (key.input_shape, key.precision, spec.output_format) == ("1x3x320x320", "fp32", "yolov5")
 
 
-def test_build_then_cache_hit_then_rebuild_on_force(
-    fake_trt: list[tuple[str, Any]], tmp_path: Path, onnx320: Path
-) -> None:
+def test_build_then_cache_hit_then_rebuild_on_force(fake_trt: Any, tmp_path: Path, onnx320: Path) -> None:
+    calls = fake_trt._calls
     msgs: list[str] = []
     r1 = build_engine(onnx320, cache_dir=tmp_path, workspace_gb=1.5, gpu=GPU, progress=msgs.append)
-    assert not r1.cache_hit and r1.plan.read_bytes() == b"PLAN" and r1.plan.parent == tmp_path
-    assert ("network_flags", 1 << 5) in fake_trt and ("pool", ("workspace", int(1.5 * 2**30))) in fake_trt
-    assert ("set_timing", False) in fake_trt and ("timing_in", b"") in fake_trt
+    assert not r1.cache_hit and r1.plan.parent == tmp_path
+    # the plan TensorRT serialized, as written
+    assert json.loads(r1.plan.read_bytes())["onnx"] == str(onnx320)
+    strongly_typed = 1 << int(fake_trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert ("network_flags", strongly_typed) in calls
+    assert ("pool", (fake_trt.MemoryPoolType.WORKSPACE, int(1.5 * 2**30))) in calls
+    assert ("set_timing", False) in calls and ("timing_in", b"") in calls
+    assert not [c for c in calls if c[0] == "set_flag"]  # precision lives in the ONNX: no builder flags
     side = read_sidecar(r1.plan)
     assert side["key"] == r1.key.__dict__ and side["key_digest"] == r1.key.digest
-    assert side["spec"]["input_hw"] == [320, 320] and side["versions"]["tensorrt"] == "10.3.0"
+    assert side["spec"]["input_hw"] == [320, 320] and side["versions"]["tensorrt"] == fake_trt.__version__
     timing = list(tmp_path.glob("timing-*.cache"))
     assert len(timing) == 1 and timing[0].read_bytes() == b"+timing"
     assert any("building fp32 engine for Orin (SM 8.7)" in m for m in msgs)
-    n_builds = sum(c[0] == "build" for c in fake_trt)
+    n_builds = fake_trt._builds
     r2 = build_engine(onnx320, cache_dir=tmp_path, gpu=GPU)
-    assert r2.cache_hit and r2.plan == r1.plan and sum(c[0] == "build" for c in fake_trt) == n_builds
+    assert r2.cache_hit and r2.plan == r1.plan and fake_trt._builds == n_builds
     r3 = build_engine(onnx320, cache_dir=tmp_path, gpu=GPU, force=True)
-    assert not r3.cache_hit and ("timing_in", b"+timing") in fake_trt  # the timing cache was reused
+    assert not r3.cache_hit and ("timing_in", b"+timing") in calls  # the timing cache was reused
     r4 = build_engine(onnx320, cache_dir=tmp_path, gpu=GpuInfo("Xavier", "7.2"))
     assert not r4.cache_hit and r4.plan != r1.plan  # another GPU, another engine
 
 
 def test_engine_from_another_setup_is_refused_with_the_rebuild_command(
-    fake_trt: list[tuple[str, Any]], tmp_path: Path, onnx320: Path
+    fake_trt: Any, tmp_path: Path, onnx320: Path
 ) -> None:
     r = build_engine(onnx320, cache_dir=tmp_path, gpu=GPU)
-    assert check_engine(r.plan, "10.3.0", GPU).input_hw == (320, 320)
+    built = fake_trt.__version__
+    assert check_engine(r.plan, built, GPU).input_hw == (320, 320)
     with pytest.raises(
         BackendError,
-        match=r"built with TensorRT 10.3.0 vs 10.7.0.*edgedet convert .*yolov5n_320.onnx --engine",
+        match=rf"built with TensorRT {built} vs 10.7.0.*edgedet convert .*yolov5n_320.onnx --engine",
     ):
         check_engine(r.plan, "10.7.0", GPU)
 
 
-def test_option_errors(fake_trt: list[tuple[str, Any]], tmp_path: Path, onnx320: Path) -> None:
+def test_option_errors(fake_trt: Any, tmp_path: Path, onnx320: Path) -> None:
     with pytest.raises(ConfigError, match="fixed batch of 1"):
         build_engine(onnx320, cache_dir=tmp_path, dynamic_batch=(1, 4, 8), gpu=GPU)
     with pytest.raises(ConfigError, match="workspace_gb must be positive"):
         build_engine(onnx320, cache_dir=tmp_path, workspace_gb=0, gpu=GPU)
 
 
-def test_uint8_qdq_is_refused_for_tensorrt(
-    fake_trt: list[tuple[str, Any]], tmp_path: Path, onnx320: Path
-) -> None:
+def test_uint8_qdq_is_refused_for_tensorrt(fake_trt: Any, tmp_path: Path, onnx320: Path) -> None:
     from edgedet.convert.quantize import quantize_int8
     from edgedet.datasets import load_dataset
     from edgedet.eval.det import load_onnx_spec
@@ -226,6 +142,43 @@ def test_uint8_qdq_is_refused_for_tensorrt(
     q = quantize_int8(onnx320, tmp_path / "q.onnx", imgs, load_onnx_spec(onnx320), min_images=4)
     with pytest.raises(ConfigError, match=r"uint8 Q/DQ.*activation_type='int8'"):
         build_engine(q, cache_dir=tmp_path, gpu=GPU)
+
+
+def test_dynamic_batch_profile(fake_trt: Any, tmp_path: Path) -> None:
+    from tests.backends.test_tensorrt import tiny_detector
+
+    onnx_path = tiny_detector(tmp_path / "dyn.onnx", batch="batch")
+    r = build_engine(onnx_path, cache_dir=tmp_path, dynamic_batch=(1, 4, 8), gpu=GPU)
+    assert r.key.input_shape == "1-4-8x3x32x32"
+    assert ("set_shape", ("images", (1, 3, 32, 32), (4, 3, 32, 32), (8, 3, 32, 32))) in fake_trt._calls
+    assert ("profile", None) in fake_trt._calls
+
+
+def test_parse_and_build_failures_are_one_line(fake_trt: Any, tmp_path: Path, onnx320: Path) -> None:
+    fake_trt._parse_error = "Unsupported operator: Det"
+    with pytest.raises(ModelError, match=r"cannot parse yolov5n_320.onnx: Unsupported operator: Det$"):
+        build_engine(onnx320, cache_dir=tmp_path, gpu=GPU)
+    fake_trt._parse_error = ""
+    fake_trt._build_fails = True
+    with pytest.raises(BackendError, match=r"failed to build an engine from yolov5n_320\.onnx"):
+        build_engine(onnx320, cache_dir=tmp_path, gpu=GPU, force=True)
+
+
+def test_builder_uses_the_same_names_on_both_versions(
+    tmp_path: Path, onnx320: Path, monkeypatch: Any
+) -> None:
+    """One strongly typed path serves 10.3 and 11.1 (11.x has no precision flags or calibrator to pick)."""
+    if HAVE_TRT:
+        pytest.skip("real TensorRT present")
+    seen = []
+    for api in API_VERSIONS:
+        trt = make_tensorrt(api)
+        monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        build_engine(onnx320, cache_dir=tmp_path / api, gpu=GPU)
+        seen.append(used_names(trt))
+    assert seen[0] == seen[1]
+    assert "NetworkDefinitionCreationFlag.STRONGLY_TYPED" in seen[0]
+    assert not [n for n in seen[0] if n.startswith(("BuilderFlag", "IInt8")) or "calibrator" in n]
 
 
 @pytest.mark.gpu

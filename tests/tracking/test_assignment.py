@@ -70,3 +70,31 @@ def test_class_aware_cost_zeroes_other_classes() -> None:
     c = iou_cost(box, box, np.array([1, 2]), np.array([1, 3]))
     np.testing.assert_allclose(c, [[1.0, 0.0], [0.0, 0.0]])
     np.testing.assert_allclose(iou_cost(box, box), np.eye(2))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_tracker_path_equals_assign(seed: int) -> None:
+    """neg_areas + iou_neg + match_gated (the tracker's per-frame path) give assign()'s matches exactly."""
+    from edgedet.boxes import iou_matrix
+    from edgedet.tracking.assignment import NEGATE, iou_neg, match_gated, neg_areas
+
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(0, 12, 2)
+
+    def boxes(k: int) -> np.ndarray:
+        xy = rng.uniform(0, 100, (k, 2))
+        return np.concatenate([xy, xy + rng.uniform(0, 40, (k, 2))], axis=1)
+
+    det, trk = boxes(n), boxes(m)
+    if n:
+        det[0, 2:] = det[0, :2]  # an empty box
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dn, tn = det * NEGATE, trk * NEGATE
+        raw = iou_neg(dn, tn, neg_areas(dn), neg_areas(tn))
+    ref = iou_matrix(det, trk)
+    ok = np.isfinite(raw)
+    np.testing.assert_array_equal(raw[ok], ref[ok])
+    assert np.all(ref[~ok] == 0)
+    rows, cols = match_gated(raw, 0.2)
+    expected = assign(ref, 0.2).matches
+    assert rows.tolist() == expected[:, 0].tolist() and cols.tolist() == expected[:, 1].tolist()

@@ -150,3 +150,40 @@ def test_warp_translation_and_scale() -> None:
     assert ours.cov[0, 2, 2] == pytest.approx(16 * p0[2, 2])
     with pytest.raises(ValueError, match="2x3"):
         ours.warp(np.eye(3))
+
+
+def test_warp_similarity_equals_the_full_matrix_transform() -> None:
+    """A rotation + scale + shift moves mean and covariance exactly as the 7x7 linear map does."""
+    rng = np.random.default_rng(4)
+    ours = BoxKalmanFilter()
+    ours.initiate(xyxy_to_z(random_boxes(rng, 5)))
+    for _ in range(3):  # velocities and cross terms that are not zero
+        ours.predict(1.0)
+        ours.update(np.arange(5), xyxy_to_z(random_boxes(rng, 5)))
+    ours.predict(1.0)
+    mean0, cov0 = ours.mean.copy(), ours.cov.copy()
+    ang, k = 0.05, 1.02
+    lin = k * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    ours.warp(np.c_[lin, [4.0, -3.0]])
+    m = np.eye(7)
+    m[0:2, 0:2] = m[4:6, 4:6] = lin
+    m[2, 2] = m[6, 6] = k * k
+    expected_mean = mean0 @ m.T
+    expected_mean[:, 0:2] += [4.0, -3.0]
+    np.testing.assert_allclose(ours.mean, expected_mean, rtol=1e-12)
+    np.testing.assert_allclose(ours.cov, m @ cov0 @ m.T, rtol=1e-9, atol=1e-9)
+
+
+def test_fast_conversions_equal_the_checked_ones_bit_for_bit() -> None:
+    from edgedet.tracking.kalman import boxes_of, neg_boxes_of, z_of
+
+    rng = np.random.default_rng(5)
+    b = random_boxes(rng, 30)
+    np.testing.assert_array_equal(z_of(b), xyxy_to_z(b))
+    z = np.c_[xyxy_to_z(b), rng.normal(size=(30, 3))]
+    z[3, 3] = -1.0  # s * r < 0: NaN box, as SORT's convert_x_to_bbox gives
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(boxes_of(z), x_to_xyxy(z))
+        neg = neg_boxes_of(z)
+        np.testing.assert_array_equal(np.c_[neg[:, :2], -neg[:, 2:]], x_to_xyxy(z))
+    assert np.isnan(x_to_xyxy(z)[3, 0])

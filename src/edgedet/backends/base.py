@@ -26,6 +26,8 @@ class BackendConfig:
     options: the other options declared in config.py with stage="backend" (name -> value), for plugin backends.
     trt_memory: TensorRT only: "device" (device buffers and async copies) or "mapped" (zero-copy pinned host
         memory; worth it on Jetson, where CPU and GPU share DRAM).
+    stages_beside: pipeline stage threads busy while the model runs (the runtime sets it; None = none, as in
+        bench and eval): ONNX Runtime's thread budget leaves them their cores.
     """
 
     backend: str = "onnxruntime"
@@ -35,6 +37,7 @@ class BackendConfig:
     class_names: tuple[str, ...] | None = None
     trt_memory: str = "device"  # TensorRT: "device" buffers + copies, or "mapped" pinned memory (Jetson)
     options: Mapping[str, Any] = field(default_factory=dict)  # backend options declared in config.py
+    stages_beside: int | None = None
 
 
 B = TypeVar("B", bound="Backend")

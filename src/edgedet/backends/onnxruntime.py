@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,56 @@ def load_onnx_bytes(path: Path) -> tuple[bytes, dict[str, str]]:
     return model.SerializeToString(), meta
 
 
+@dataclass(frozen=True)
+class ThreadBudget:
+    """ONNX Runtime's CPU threads for one session, and why.
+
+    threads: intra-op threads (the calling thread is one of them, so 1 means no worker pool).
+    spinning: whether idle pool threads busy-wait for the next op (fast hand-offs, but each spins on a core).
+    cores: cores this process may run on. beside: threads of other pipeline stages running at the same time.
+    overridden: threads came from --threads, not from the budget.
+    """
+
+    threads: int
+    spinning: bool
+    cores: int
+    beside: int
+    overridden: bool = False
+
+    def describe(self) -> str:
+        """E.g. "1 thread, spinning off (2 cores, 1 stage thread beside)"; said in the run header."""
+        why = (
+            "--threads"
+            if self.overridden
+            else f"{self.cores} cores, {self.beside} stage thread{'s' * (self.beside != 1)} beside"
+        )
+        return f"{self.threads} thread{'s' * (self.threads != 1)}, spinning {'on' if self.spinning else 'off'} ({why})"
+
+
+def thread_budget(cores: int, beside: int = 0, requested: int = 0) -> ThreadBudget:
+    """Intra-op threads and spinning for a session that shares `cores` with `beside` busy stage threads.
+
+    Threads: `requested` when > 0 (--threads), else the cores left by the stages beside (at least 1).
+    Spinning only when the pool and the stages beside fit on the cores: a spinning worker holds its core
+    between ops, so with more threads than cores it takes time from capture, tracking, drawing and encoding
+    (on a 2-core machine with ONNX Runtime's default pool, inference itself doubled and the detector fell
+    far behind). One thread has no pool to spin.
+    """
+    cores = max(1, int(cores))
+    beside = max(0, int(beside))
+    threads = int(requested) if requested > 0 else max(1, cores - beside)
+    spinning = threads > 1 and threads + beside <= cores
+    return ThreadBudget(threads, spinning, cores, beside, overridden=requested > 0)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity: a container's or taskset's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _dims(shape: Sequence[Any]) -> tuple[int | str | None, ...]:
     return tuple(d if isinstance(d, (int, str)) or d is None else str(d) for d in shape)
 
@@ -70,8 +122,15 @@ class OnnxRuntimeBackend(Backend):
         providers = self._providers(ort, self.config.device)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.config.threads > 0:
-            opts.intra_op_num_threads = self.config.threads
+        # stages_beside: how many pipeline stage threads run while this session infers (the runtime says;
+        # None = nothing beside, as in bench and eval).
+        beside = getattr(self.config, "stages_beside", None) or 0
+        self.threads = thread_budget(available_cores(), beside, self.config.threads)
+        opts.intra_op_num_threads = self.threads.threads
+        opts.inter_op_num_threads = 1  # sequential execution: the inter-op pool would only add idle threads
+        spin = "1" if self.threads.spinning else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
         opts.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(data, sess_options=opts, providers=providers)
@@ -101,7 +160,13 @@ class OnnxRuntimeBackend(Backend):
         except DataError as exc:
             raise ModelError(str(exc)) from exc
         self.spec = finish_spec(spec, self.output_shapes, self.config, self.model_path.name)
-        log.info("loaded %s on %s (format %s)", self.model_path.name, self.providers, self.spec.output_format)
+        log.info(
+            "loaded %s on %s (format %s), CPU threads: %s",
+            self.model_path.name,
+            self.providers,
+            self.spec.output_format,
+            self.threads.describe(),
+        )
 
     @staticmethod
     def _providers(ort: Any, device: str) -> list[str]:
@@ -118,6 +183,12 @@ class OnnxRuntimeBackend(Backend):
                 "for JetPack, see deploy/jetson/README.md) or use --device cpu"
             )
         return wanted
+
+    @property
+    def description(self) -> str:
+        """Name, model and the CPU thread budget, e.g. "OnnxRuntimeBackend(demo.onnx, 1 thread, spinning off
+        (2 cores, 1 stage thread beside))": the run header shows it."""
+        return f"{type(self).__name__}({self.model_path.name}, {self.threads.describe()})"
 
     @property
     def providers(self) -> list[str]:

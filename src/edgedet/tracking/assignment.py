@@ -83,3 +83,51 @@ def associate(
 ) -> Assignment:
     """IoU association of detections (D, 4 xyxy) with track boxes (T, 4 xyxy); class-aware when classes given."""
     return assign(iou_cost(det_xyxy, trk_xyxy, det_class, trk_class), iou_threshold, gate_first)
+
+
+# --- the tracker's per-frame path ---------------------------------------------------------------------------
+# The functions above take any array-like and check it; the tracker calls the ones below every frame on
+# arrays it made itself (float64, (N, 4), contiguous), where those checks and copies were most of the cost.
+
+
+# Boxes on this path are held "negated": x1, y1, -x2, -y2. Then one np.maximum over all four columns gives the
+# intersection's max(x1), max(y1) and -min(x2), -min(y2) at once; negation is exact, so every IoU and area is
+# bit-for-bit what `edgedet.boxes.iou_matrix` / `area` compute from the plain boxes.
+NEGATE = np.array([1.0, 1.0, -1.0, -1.0])
+
+
+def neg_areas(neg_xyxy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(N,) areas of (N, 4) negated boxes, as `edgedet.boxes.area` of the plain ones (negative sides count 0)."""
+    d = neg_xyxy[:, 2:] + neg_xyxy[:, :2]  # -(x2 - x1), -(y2 - y1)
+    np.minimum(d, 0.0, out=d)
+    return d[:, 0] * d[:, 1]
+
+
+def iou_neg(
+    det_neg: npt.NDArray[np.float64],
+    trk_neg: npt.NDArray[np.float64],
+    det_area: npt.NDArray[np.float64],
+    trk_area: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """(D, T) IoU of negated boxes with the arithmetic of `edgedet.boxes.iou_matrix`, except that pairs of two
+    empty boxes give NaN instead of 0 (call it under np.errstate; the gates below treat NaN as failing)."""
+    m = np.maximum(det_neg[:, None, :], trk_neg[None, :, :])
+    side = m[:, :, 2:] + m[:, :, :2]  # -(min x2 - max x1), -(min y2 - max y1)
+    np.minimum(side, 0.0, out=side)
+    inter = side[:, :, 0] * side[:, :, 1]
+    union = det_area[:, None] + trk_area[None, :]
+    union -= inter
+    inter /= union
+    return inter
+
+
+def match_gated(iou: npt.NDArray[np.float64], iou_threshold: float) -> tuple[Int, Int]:
+    """(rows, cols) of `assign(iou, iou_threshold, gate_first=True).matches` for iou_threshold > 0: the
+    optimal matching over pairs with IoU >= iou_threshold (NaN never passes)."""
+    if iou.shape[0] == 0 or iou.shape[1] == 0:
+        empty = np.zeros(0, np.intp)
+        return empty, empty
+    gated = np.where(iou >= iou_threshold, iou, 0.0)
+    rows, cols = linear_sum_assignment(gated, maximize=True)
+    ok = gated[rows, cols] > 0.0  # the solver also pairs leftover rows with zero (failing) columns
+    return rows[ok], cols[ok]

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet.errors import ConfigError
-from edgedet.tracking.assignment import associate
-from edgedet.tracking.kalman import BoxKalmanFilter, x_to_xyxy, xyxy_to_z
+from edgedet.tracking.assignment import NEGATE, associate, iou_neg, match_gated, neg_areas
+from edgedet.tracking.kalman import BoxKalmanFilter, boxes_of, neg_boxes_of, z_of
 from edgedet.types import Detections
 
 # Float noise in timestamps must not decide whether a track one frame old survives a one-frame max_age.
@@ -123,6 +123,11 @@ class SortTracker:
 
     Track ids come from this instance (1, 2, 3, ...). Tracks unmatched for more than `max_age_s` are deleted
     on the next call, so the state stays bounded on long runs.
+
+    Per-track bookkeeping lives in arrays beside the filter's (one row per track, same order), each in the
+    dtype it is reported in, so a frame costs a fixed few numpy calls whatever the number of tracks: `_count`
+    columns hit streak and consecutive misses (detector frames), `_ids`, `_cls`, `_conf` (last matched),
+    `_last_match_s`, `_confirmed`.
     """
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
@@ -133,13 +138,12 @@ class SortTracker:
     def reset(self) -> None:
         """Forget every track and restart ids at 1."""
         self._kf = BoxKalmanFilter()
-        self._ids = np.zeros(0, np.int64)
-        self._hit_streak = np.zeros(0, np.int64)
-        self._confirmed = np.zeros(0, bool)
-        self._misses = np.zeros(0, np.int64)  # consecutive detector frames unmatched
-        self._last_match_s = np.zeros(0, np.float64)
-        self._conf = np.zeros(0, np.float32)
+        self._count = np.zeros((0, 2), np.int64)
+        self._ids = np.zeros(0, np.int32)
         self._cls = np.zeros(0, np.int32)
+        self._conf = np.zeros(0, np.float32)
+        self._last_match_s = np.zeros(0, np.float64)
+        self._confirmed = np.zeros(0, bool)
         self._next_id = 1
         self._last_step_s: float | None = None
         self._updates = 0
@@ -147,22 +151,25 @@ class SortTracker:
     @property
     def num_tracks(self) -> int:
         """Tracks held (confirmed or not)."""
-        return len(self._ids)
+        return len(self._confirmed)
 
     # --- internals -------------------------------------------------------------------------------------
 
     def _keep(self, mask: npt.NDArray[np.bool_]) -> None:
         self._kf.keep(mask)
+        self._count = self._count[mask]
         self._ids = self._ids[mask]
-        self._hit_streak = self._hit_streak[mask]
-        self._confirmed = self._confirmed[mask]
-        self._misses = self._misses[mask]
-        self._last_match_s = self._last_match_s[mask]
-        self._conf = self._conf[mask]
         self._cls = self._cls[mask]
+        self._conf = self._conf[mask]
+        self._last_match_s = self._last_match_s[mask]
+        self._confirmed = self._confirmed[mask]
 
-    def _step(self, timestamp_s: float, warp: npt.ArrayLike | None) -> None:
-        """Warp, then one predict with the real time since the previous step; drop tracks gone invalid."""
+    def _step(self, timestamp_s: float, warp: npt.ArrayLike | None) -> npt.NDArray[np.float64]:
+        """Warp, then one predict with the real time since the previous step; drop tracks gone invalid.
+
+        Returns the predicted boxes (T, 4) of the tracks kept, negated (x1, y1, -x2, -y2: see
+        assignment.NEGATE). Runs under the caller's np.errstate.
+        """
         if not math.isfinite(timestamp_s):
             raise ValueError(f"timestamp_s must be finite, got {timestamp_s}: pass the frame's capture time")
         if self._last_step_s is not None and timestamp_s < self._last_step_s:
@@ -172,35 +179,56 @@ class SortTracker:
             )
         dt = 0.0 if self._last_step_s is None else (timestamp_s - self._last_step_s) * self._fps
         self._last_step_s = timestamp_s
+        kf = self._kf
         if warp is not None:
-            self._kf.warp(warp)
-        self._kf.predict(dt)
-        # SORT drops tracks whose predicted box is NaN (area times aspect went negative).
-        finite = (
-            np.all(np.isfinite(x_to_xyxy(self._kf.mean)), axis=1) if self.num_tracks else np.zeros(0, bool)
-        )
-        if not finite.all():
+            kf.warp(warp)
+        if not len(kf):
+            return np.zeros((0, 4))
+        kf.predict(dt)
+        boxes = neg_boxes_of(kf.state)
+        # SORT drops tracks whose predicted box is NaN (area times aspect went negative). One sum tells
+        # whether any coordinate is not finite; the per-row test runs only then.
+        if not math.isfinite(float(boxes.sum())):
+            finite = np.all(np.isfinite(boxes), axis=1)
             self._keep(finite)
+            boxes = boxes[finite]
+        return boxes
 
     def _expire(self, timestamp_s: float) -> None:
-        alive = timestamp_s - self._last_match_s <= self.config.max_age_s + _TIME_EPS_S
-        if not alive.all():
-            self._keep(alive)
+        if not self.num_tracks:
+            return
+        limit = self.config.max_age_s + _TIME_EPS_S
+        last = self._last_match_s
+        if timestamp_s - float(last.min()) > limit:
+            self._keep(timestamp_s - last <= limit)
 
-    def _report(self, timestamp_s: float) -> Detections:
+    def _report(self, timestamp_s: float, after_update: bool = False) -> Detections:
         cfg = self.config
-        current = self._misses == 0
-        warmup = self._updates <= cfg.min_hits
-        show = current & (self._confirmed | warmup)
+        warmup = self._updates <= cfg.min_hits  # SORT reports every track matched during the first frames
+        if after_update and cfg.report_lost_s > 0 and not warmup:
+            # Right after an update every current track was matched (or started) now, so "current or lost
+            # for at most report_lost_s" is the time test alone.
+            show = (timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S) & self._confirmed
+            idx = show.nonzero()[0]
+            return _detections(
+                boxes_of(self._kf.state[idx]).astype(np.float32),
+                self._conf[idx],
+                self._cls[idx],
+                self._ids[idx],
+            )
+        current = self._count[:, 1] == 0
         if cfg.report_lost_s > 0:
-            recent = timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S
-            show |= ~current & self._confirmed & recent
-        idx = np.flatnonzero(show)
-        return Detections(
-            x_to_xyxy(self._kf.mean[idx]).astype(np.float32),
+            # confirmed tracks matched now or lost for at most report_lost_s (+ anything current in warm-up)
+            shown = current | (timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S)
+            show = (current | (shown & self._confirmed)) if warmup else (shown & self._confirmed)
+        else:
+            show = current if warmup else current & self._confirmed
+        idx = show.nonzero()[0]
+        return _detections(
+            boxes_of(self._kf.state[idx]).astype(np.float32),
             self._conf[idx],
             self._cls[idx],
-            self._ids[idx].astype(np.int32),
+            self._ids[idx],
         )
 
     # --- public ----------------------------------------------------------------------------------------
@@ -213,77 +241,115 @@ class SortTracker:
         confidence and class) that are confirmed, plus, with report_lost_s > 0, confirmed tracks lost for up
         to report_lost_s (predicted boxes, last matched confidence).
         """
+        # One error-state guard for the whole call: NaN boxes are SORT's sign of a lost filter, not a fault.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._update(dets, timestamp_s, warp)
+
+    def _associate(
+        self,
+        det_neg: npt.NDArray[np.float64],
+        det_area: npt.NDArray[np.float64],
+        trk_neg: npt.NDArray[np.float64],
+        trk_area: npt.NDArray[np.float64],
+        iou_threshold: float,
+        det_cls: npt.NDArray[np.int32] | None,
+        trk_cls: npt.NDArray[np.int32] | None,
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """(det rows, track rows) matched for negated boxes; the gated path is `assignment.assign` without
+        its checks, the others (SORT's solve-then-filter, a threshold of 0) go through it."""
+        if not self.config.gate_first or iou_threshold <= 0:
+            got = associate(
+                det_neg * NEGATE, trk_neg * NEGATE, iou_threshold, det_cls, trk_cls, self.config.gate_first
+            )
+            return got.matches[:, 0], got.matches[:, 1]
+        iou = iou_neg(det_neg, trk_neg, det_area, trk_area)
+        if det_cls is not None and trk_cls is not None:
+            iou[det_cls[:, None] != trk_cls[None, :]] = 0.0
+        return match_gated(iou, iou_threshold)
+
+    def _update(self, dets: Detections, timestamp_s: float, warp: npt.ArrayLike | None) -> Detections:
         cfg = self.config
-        self._step(timestamp_s, warp)
+        trk_boxes = self._step(timestamp_s, warp)
         self._updates += 1
+        n_trk = len(trk_boxes)
 
         conf = dets.confidence
-        high = np.flatnonzero(conf >= cfg.score_threshold)
-        trk_boxes = x_to_xyxy(self._kf.mean)
+        det_all = dets.xyxy.astype(np.float64)
+        det_neg = det_all * NEGATE
+        high = (conf >= cfg.score_threshold).nonzero()[0]
         cls_d = dets.class_id if cfg.class_aware else None
         cls_t = self._cls if cfg.class_aware else None
+        trk_area = neg_areas(trk_boxes)
+        det_high = det_neg[high]
 
-        first = associate(
-            dets.xyxy[high],
+        rows, t = self._associate(
+            det_high,
+            neg_areas(det_high),
             trk_boxes,
+            trk_area,
             cfg.iou_threshold,
             None if cls_d is None else cls_d[high],
             cls_t,
-            cfg.gate_first,
         )
-        det_idx = [high[first.matches[:, 0]]]
-        trk_idx = [first.matches[:, 1]]
-        free_trk = first.unmatched_tracks
+        d = high[rows]
 
-        if cfg.second_association and free_trk.size:
+        if cfg.second_association and len(t) < n_trk:
+            free = self._count[:, 1] == 0  # ByteTrack only rescues tracks that were being tracked
+            free[t] = False
+            pool = np.flatnonzero(free)
             low = np.flatnonzero((conf >= cfg.low_score_threshold) & (conf < cfg.score_threshold))
-            # ByteTrack only rescues tracks that were being tracked, not ones already lost.
-            pool = free_trk[self._misses[free_trk] == 0]
             if low.size and pool.size:
-                second = associate(
-                    dets.xyxy[low],
+                det_low = det_neg[low]
+                r2, c2 = self._associate(
+                    det_low,
+                    neg_areas(det_low),
                     trk_boxes[pool],
+                    trk_area[pool],
                     cfg.second_iou_threshold,
                     None if cls_d is None else cls_d[low],
                     None if cls_t is None else cls_t[pool],
-                    cfg.gate_first,
                 )
-                det_idx.append(low[second.matches[:, 0]])
-                trk_idx.append(pool[second.matches[:, 1]])
+                if r2.size:
+                    d = np.concatenate([d, low[r2]])
+                    t = np.concatenate([t, pool[c2]])
 
-        d = np.concatenate(det_idx).astype(np.intp)
-        t = np.concatenate(trk_idx).astype(np.intp)
-        self._kf.update(t, xyxy_to_z(dets.xyxy[d]))
-        matched = np.zeros(self.num_tracks, bool)
-        matched[t] = True
-        self._hit_streak[t] += 1
-        self._hit_streak[~matched] = 0
-        self._misses[t] = 0
-        self._misses[~matched] += 1
-        self._last_match_s[t] = timestamp_s
-        self._conf[t] = conf[d]
-        self._cls[t] = dets.class_id[d]
-        now_confirmed = self._hit_streak >= cfg.min_hits
-        self._confirmed = (self._confirmed | now_confirmed) if cfg.keep_confirmed else now_confirmed
+        if t.size:
+            self._kf.update_rows(t, z_of(det_all[d]))
+        if n_trk:
+            count = self._count
+            matched = np.zeros(n_trk, bool)
+            matched[t] = True
+            count += 1  # hit streak and misses, then reset where (un)matched
+            count[:, 0] *= matched
+            count[t, 1] = 0
+            self._cls[t] = dets.class_id[d]
+            self._conf[t] = conf[d]
+            self._last_match_s[t] = timestamp_s
+            now_confirmed = count[:, 0] >= cfg.min_hits
+            self._confirmed = (self._confirmed | now_confirmed) if cfg.keep_confirmed else now_confirmed
 
         # New tracks from unmatched confident detections (SORT: a new track has zero hits so far).
-        new_score = cfg.score_threshold if cfg.new_track_score is None else cfg.new_track_score
-        starts = first.unmatched_dets
-        starts = high[starts[conf[high[starts]] >= new_score]]
-        n = starts.size
-        if n:
-            self._kf.initiate(xyxy_to_z(dets.xyxy[starts]))
-            self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n)])
-            self._next_id += n
-            self._hit_streak = np.concatenate([self._hit_streak, np.zeros(n, np.int64)])
-            self._confirmed = np.concatenate([self._confirmed, np.full(n, cfg.min_hits == 0)])
-            self._misses = np.concatenate([self._misses, np.zeros(n, np.int64)])
-            self._last_match_s = np.concatenate([self._last_match_s, np.full(n, timestamp_s)])
-            self._conf = np.concatenate([self._conf, conf[starts]])
-            self._cls = np.concatenate([self._cls, dets.class_id[starts]])
+        if len(rows) < len(high):
+            taken = np.zeros(len(high), bool)
+            taken[rows] = True
+            starts = high[~taken]
+            if cfg.new_track_score is not None and cfg.new_track_score > cfg.score_threshold:
+                starts = starts[conf[starts] >= cfg.new_track_score]
+            n = starts.size
+            if n:
+                self._kf.initiate(z_of(det_all[starts]))
+                self._count = np.concatenate([self._count, np.zeros((n, 2), np.int64)])
+                self._ids = np.concatenate(
+                    [self._ids, np.arange(self._next_id, self._next_id + n, dtype=np.int32)]
+                )
+                self._next_id += n
+                self._cls = np.concatenate([self._cls, dets.class_id[starts]])
+                self._conf = np.concatenate([self._conf, conf[starts]])
+                self._last_match_s = np.concatenate([self._last_match_s, np.full(n, timestamp_s)])
+                self._confirmed = np.concatenate([self._confirmed, np.full(n, cfg.min_hits == 0)])
 
         self._expire(timestamp_s)
-        return self._report(timestamp_s)
+        return self._report(timestamp_s, after_update=True)
 
     def predict(self, timestamp_s: float, warp: npt.ArrayLike | None = None) -> Detections:
         """A frame without detections: one predict step with the real time since the last step.
@@ -291,6 +357,23 @@ class SortTracker:
         Returns the confirmed tracks matched on the latest detector frame (plus, with report_lost_s > 0,
         confirmed tracks lost for up to report_lost_s), with predicted boxes and their last confidence.
         """
-        self._step(timestamp_s, warp)
-        self._expire(timestamp_s)
-        return self._report(timestamp_s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._step(timestamp_s, warp)
+            self._expire(timestamp_s)
+            return self._report(timestamp_s)
+
+
+def _detections(
+    xyxy: npt.NDArray[np.float32],
+    confidence: npt.NDArray[np.float32],
+    class_id: npt.NDArray[np.int32],
+    track_id: npt.NDArray[np.int32],
+) -> Detections:
+    """A Detections from arrays already in its dtypes and shapes, skipping the checks and copies of its
+    constructor (they were most of the tracker's per-frame cost on small frames)."""
+    out = object.__new__(Detections)
+    object.__setattr__(out, "xyxy", xyxy)
+    object.__setattr__(out, "confidence", confidence)
+    object.__setattr__(out, "class_id", class_id)
+    object.__setattr__(out, "track_id", track_id)
+    return out
