@@ -38,6 +38,7 @@ def _parse_imgsz(text: str) -> int | tuple[int, int]:
 #: the largest batch of an engine built from a --dynamic export when --batch is not given
 DEFAULT_ENGINE_BATCH = 8
 
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """One field per `edgedet convert` flag, declared with `edgedet.config.option` (flag, help, YAML key).
