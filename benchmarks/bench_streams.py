@@ -78,36 +78,44 @@ def run_multi(model: Path | str, n: int, frames: int, **kw: Any) -> dict[str, An
         "per_stream_fps": [round(st.fps, 1) for st in s.streams],
         "latency_p50_ms": [round(x.p50_ms, 1) for x in lat],
         "latency_p99_ms": [round(x.p99_ms, 1) for x in lat],
+        "queue_p50_ms": [round(st.latency["queue"].p50_ms, 1) for st in s.streams if "queue" in st.latency],
         "infer_calls": s.infer_calls, "mean_batch": round(s.mean_batch, 2),
         "status": [st.status for st in s.streams],
         "infer_call_ms_p50": round(s.latency["infer_call"].p50_ms, 1) if "infer_call" in s.latency else None,
     }  # fmt: skip
 
 
+_ONE = """
+import json, sys
+from edgedet.config import RunConfig
+from edgedet.pipeline import build_pipeline
+src, model, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# defaults_applied: the demo's own defaults (target FPS 30, i.e. skipping) stay off, as in the in-process modes
+cfg = RunConfig(source=src, model=model, realtime=True, cmc="off", max_frames=frames, defaults_applied=True)
+print(json.dumps(build_pipeline(cfg).run().as_dict()))
+"""
+
+
 def run_processes(model: Path, n: int, frames: int) -> dict[str, Any]:
-    """One `edgedet run` process per stream, all at once."""
+    """One process per stream, all at once, each the single-stream `run` loop."""
     before = load()
-    with tempfile.TemporaryDirectory() as tmp:
-        procs = []
-        for i, src in enumerate(sources(n)):
-            out = Path(tmp) / f"{i}.json"
-            cmd = [EDGEDET, "run", "--source", src, "--model", str(model), "--realtime",
-                   "--cmc", "off", "--max-frames", str(frames), "--json", str(out)]  # fmt: skip
-            procs.append(
-                (subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), out)
-            )
-        reports = []
-        for p, out in procs:
-            _, err = p.communicate(timeout=600)
-            if p.returncode != 0:
-                raise RuntimeError(f"edgedet run failed: {err.decode()[-500:]}")
-            reports.append(json.loads(out.read_text()))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _ONE, src, str(model), str(frames)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        for src in sources(n)
+    ]
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"edgedet run failed: {err.decode()[-500:]}")
+        reports.append(json.loads(out.decode().strip().splitlines()[-1]))
     return {
         "streams": n, "load_before": before, "load_after": load(),
         "total_fps": round(sum(r["fps"] for r in reports), 1),
         "per_stream_fps": [r["fps"] for r in reports],
-        "latency_p50_ms": [r["latency_ms"]["frame"]["p50_ms"] for r in reports],
-        "latency_p99_ms": [r["latency_ms"]["frame"]["p99_ms"] for r in reports],
+        "latency_p50_ms": [round(r["latency_ms"]["frame"]["p50_ms"], 1) for r in reports],
+        "latency_p99_ms": [round(r["latency_ms"]["frame"]["p99_ms"], 1) for r in reports],
     }  # fmt: skip
 
 
@@ -120,7 +128,7 @@ def dead_beside_live(model: Path, frames: int) -> dict[str, Any]:
         runner = build_multistream(cfg, ["demo", "rtsp://127.0.0.1:9/nothing-here"])
         s = runner.run()
         live_rows = len((Path(tmp) / "s0.txt").read_text().splitlines())
-    return {"summary": s.format(), "live_frames": s.streams[0].frames, "live_mot_rows": live_rows,
+    return {"summary": s.format().splitlines(), "live_frames": s.streams[0].frames, "live_mot_rows": live_rows,
             "dead_status": s.streams[1].status, "wall_s": round(s.wall_s, 1), "load": load()}  # fmt: skip
 
 
