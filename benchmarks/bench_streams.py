@@ -56,10 +56,14 @@ def dynamic_demo(folder: Path) -> Path:
 
 
 def _cfg(model: Path | str, **kw: Any) -> Any:
-    from edgedet.config import RunConfig, build_config
+    """A RunConfig with the demo's own defaults left off (they would turn on skipping and a run folder): every
+    stream runs the detector on every frame, paced, without outputs unless asked."""
+    import dataclasses
+
+    from edgedet.config import RunConfig
 
     base = dict(model=str(model), realtime=True, cmc="off", detect_every=1, max_frames=kw.pop("frames"))
-    return build_config(RunConfig, None, **base, **kw)
+    return dataclasses.replace(RunConfig(), **base, **kw, defaults_applied=True)
 
 
 def run_multi(model: Path | str, n: int, frames: int, **kw: Any) -> dict[str, Any]:
@@ -100,8 +104,12 @@ def run_processes(model: Path, n: int, frames: int) -> dict[str, Any]:
     """One process per stream, all at once, each the single-stream `run` loop."""
     before = load()
     procs = [
-        subprocess.Popen([sys.executable, "-c", _ONE, src, str(model), str(frames)], cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", _ONE, src, str(model), str(frames)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for src in sources(n)
     ]
     reports = []
@@ -154,25 +162,25 @@ def triton(frames: int, dyn_model: Path) -> dict[str, Any]:
             python_twin(root / "export" / name, (root / "repo"))
         server = start_server(root / "repo", root / "work")
         try:
-            # latency of one frame: in-process ORT vs the server over gRPC and HTTP (same model, batch 1)
+            # latency of one frame: in-process ORT vs the server over gRPC and HTTP (same model, batch 1), the
+            # three interleaved call by call so that the machine's load hits them alike
             imgs = sample_frames(8, (384, 640))
-            with open_detector(demo.model_path()) as ref:
-                tensors = [ref.preprocess(i)[0].copy() for i in imgs]
-                lat: dict[str, list[float]] = {"onnxruntime": []}
-                for k in range(40):
+            ref = open_detector(demo.model_path())
+            tensors = [ref.preprocess(i)[0].copy() for i in imgs]
+            remote = {p: open_backend(f"{p}://{a}/demo1", BackendConfig(backend="triton"))
+                      for p, a in (("grpc", server.grpc_url), ("http", server.http_url))}  # fmt: skip
+            calls = {"onnxruntime": ref.backend.infer, **{p: b.infer for p, b in remote.items()}}
+            lat: dict[str, list[float]] = {k: [] for k in calls}
+            for k in range(60):
+                for name, fn in calls.items():
                     t = time.perf_counter()
-                    ref.backend.infer(tensors[k % 8])
-                    lat["onnxruntime"].append((time.perf_counter() - t) * 1e3)
-            for proto, addr in (("grpc", server.grpc_url), ("http", server.http_url)):
-                be = open_backend(f"{proto}://{addr}/demo1", BackendConfig(backend="triton"))
-                lat[proto] = []
-                for k in range(40):
-                    t = time.perf_counter()
-                    be.infer(tensors[k % 8])
-                    lat[proto].append((time.perf_counter() - t) * 1e3)
-                out[f"bytes_per_frame_{proto}"] = {"sent": be.bytes_sent // be.requests,
-                                                   "received": be.bytes_received // be.requests}  # fmt: skip
+                    fn(tensors[k % 8])
+                    lat[name].append((time.perf_counter() - t) * 1e3)
+            for p, be in remote.items():
+                out[f"bytes_per_frame_{p}"] = {"sent": be.bytes_sent // be.requests,
+                                               "received": be.bytes_received // be.requests}  # fmt: skip
                 be.close()
+            ref.close()
             out["latency_ms"] = {k: {"p50": round(float(np.percentile(v[5:], 50)), 1),
                                      "p99": round(float(np.percentile(v[5:], 99)), 1)} for k, v in lat.items()}  # fmt: skip
             out["load_latency"] = load()
