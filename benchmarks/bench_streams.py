@@ -157,8 +157,11 @@ def triton(frames: int, dyn_model: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for model, name in ((demo.model_path(), "demo1"), (dyn_model, "demodyn")):
-            export_triton(model, root / "export", name=name, kind="KIND_CPU", max_queue_delay_us=5000)
+        for model, name, nms in ((demo.model_path(), "demo1", False), (dyn_model, "demodyn", False),
+                                 (demo.model_path(), "demo1nms", True)):  # fmt: skip
+            export_triton(
+                model, root / "export", name=name, kind="KIND_CPU", max_queue_delay_us=5000, nms=nms
+            )
             python_twin(root / "export" / name, (root / "repo"))
         server = start_server(root / "repo", root / "work")
         try:
@@ -167,8 +170,10 @@ def triton(frames: int, dyn_model: Path) -> dict[str, Any]:
             imgs = sample_frames(8, (384, 640))
             ref = open_detector(demo.model_path())
             tensors = [ref.preprocess(i)[0].copy() for i in imgs]
-            remote = {p: open_backend(f"{p}://{a}/demo1", BackendConfig(backend="triton"))
-                      for p, a in (("grpc", server.grpc_url), ("http", server.http_url))}  # fmt: skip
+            remote = {p: open_backend(f"{p.split('+')[0]}://{a}/demo1" + ("nms" if "nms" in p else ""),
+                                      BackendConfig(backend="triton"))
+                      for p, a in (("grpc", server.grpc_url), ("http", server.http_url),
+                                   ("grpc+nms", server.grpc_url))}  # fmt: skip
             calls = {"onnxruntime": ref.backend.infer, **{p: b.infer for p, b in remote.items()}}
             lat: dict[str, list[float]] = {k: [] for k in calls}
             for k in range(60):

@@ -420,12 +420,19 @@ def export_triton_cmd(
     instances: Annotated[int, typer.Option(help="Model instances.")] = 1,
     kind: Annotated[str, typer.Option(help="KIND_GPU | KIND_CPU")] = "KIND_GPU",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder.")] = False,
+    nms: Annotated[
+        bool,
+        typer.Option("--nms", help="Decode + NMS on the server: only detections travel (batch-1 models)."),
+    ] = False,
+    conf: Annotated[float, typer.Option(help="--nms: confidence threshold.")] = 0.25,
+    iou: Annotated[float, typer.Option(help="--nms: NMS IoU threshold.")] = 0.45,
+    max_det: Annotated[int, typer.Option(help="--nms: most detections per frame.")] = 300,
 ) -> None:
     from edgedet.convert.triton import describe, export_triton
 
     export = export_triton(
         model, repo, name=name, max_batch_size=max_batch_size, max_queue_delay_us=max_queue_delay_us,
-        instances=instances, kind=kind, overwrite=overwrite,
+        instances=instances, kind=kind, overwrite=overwrite, nms=nms, conf=conf, iou=iou, max_det=max_det,
     )  # fmt: skip
     _echo(describe(export))
 

@@ -104,9 +104,10 @@ def server(tmp_path_factory):
         brightness_model(models / "dyn.onnx"), root / "export", kind="KIND_CPU", max_queue_delay_us=20000
     )
     export_triton(demo.model_path(), root / "export", kind="KIND_CPU")
+    export_triton(demo.model_path(), root / "export", kind="KIND_CPU", name="demonms", nms=True)
     repo = root / "repo"
     repo.mkdir()
-    for name in ("dyn", "demo"):
+    for name in ("dyn", "demo", "demonms"):
         python_twin(root / "export" / name, repo)
     holder = {"server": start_server(repo, root / "work"), "models": models}
     yield holder
@@ -141,6 +142,25 @@ def test_outputs_equal_in_process_onnxruntime_exactly(server, protocol):
             with be:
                 (out,) = be.infer(x)
             assert out.shape == (3, 4, 6) and out[:, 0, 0] == pytest.approx([12.0, 28.0, 44.0], abs=1e-3)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_server_side_nms_sends_only_detections(server, protocol):
+    s = server["server"]
+    address = s.grpc_url if protocol == "grpc" else s.http_url
+    with (
+        open_detector(f"{protocol}://{address}/demonms", "triton") as remote,
+        open_detector(demo.model_path()) as ref,
+    ):
+        assert remote.spec.output_format == "end2end"
+        n = 0
+        for img in sample_frames(4, (384, 640)):
+            a, b = remote(img), ref(img)
+            assert np.array_equal(a.class_id, b.class_id) and np.allclose(a.xyxy, b.xyxy, atol=1e-3)
+            n += len(a)
+        assert n > 0
+        be = remote.backend
+        assert be.bytes_received / be.requests < 2000 < 483840  # [1, K, 6] floats instead of [1, 15120, 8]
 
 
 def test_http_from_several_threads(server):

@@ -85,16 +85,21 @@ def export_triton(
     instances: int = 1,
     kind: str = "KIND_GPU",
     overwrite: bool = False,
+    nms: bool = False,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    max_det: int = 300,
 ) -> TritonExport:
     """Write `repo/NAME/config.pbtxt` and `repo/NAME/1/model.onnx` for an ONNX model; return what was written.
 
     name: the Triton model name (default: the file's stem). max_batch_size: for a dynamic-batch model, the
     largest batch Triton forms (a fixed-batch model keeps its own batch and gets max_batch_size 0).
     max_queue_delay_us: how long the dynamic batcher waits to fill a batch. kind: KIND_GPU or KIND_CPU.
-    overwrite: replace an existing model folder (otherwise ConfigError).
+    overwrite: replace an existing model folder (otherwise ConfigError). nms: append decode + NMS to the graph
+    (`convert.server_nms`, batch-1 models) with conf / iou / max_det, so the server returns [1, K, 6]
+    detections instead of the raw head.
     """
-    pb = _config_pb2()
-    from google.protobuf import text_format
+    _config_pb2()  # tritonclient first: a missing package is named before any work
 
     src = Path(model).expanduser()
     if not src.is_file():
@@ -112,6 +117,35 @@ def export_triton(
         raise ConfigError(f"--max-batch-size must be 1 or more, got {max_batch_size}")
     if kind not in ("KIND_GPU", "KIND_CPU"):
         raise ConfigError(f"--kind must be KIND_GPU or KIND_CPU, got {kind!r}")
+    staged: Path | None = None
+    if nms:
+        import tempfile
+
+        from edgedet.convert.server_nms import add_server_nms
+
+        staged = Path(tempfile.mkdtemp(prefix="edgedet-nms-")) / "model.onnx"
+        src = add_server_nms(src, staged, conf=conf, iou=iou, max_det=max_det)
+    try:
+        return _export(src, repo, name or Path(model).stem, max_batch_size, max_queue_delay_us, instances, kind,
+                       overwrite)  # fmt: skip
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged.parent, ignore_errors=True)
+
+
+def _export(
+    src: Path,
+    repo: str | Path,
+    name: str,
+    max_batch_size: int,
+    max_queue_delay_us: int,
+    instances: int,
+    kind: str,
+    overwrite: bool,
+) -> TritonExport:
+    pb = _config_pb2()
+    from google.protobuf import text_format
+
     spec = read_onnx_spec(src)
     inputs, outputs = model_io(src)
     if len(inputs) != 1:
@@ -122,7 +156,6 @@ def export_triton(
         raise ModelError(
             f"{src.name}: some first dimensions are fixed and some are not ({sorted(batch_dims)})"
         )
-    name = name or src.stem
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(
             f"model name {name!r}: use letters, digits, - and _ (it is a folder and a URL part)"
