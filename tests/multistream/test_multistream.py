@@ -204,3 +204,21 @@ def test_demo_run_folder_gets_one_subfolder_per_stream(tmp_path):
             "tracks.txt",
             "video.mp4",
         ]
+
+
+def test_demo_source_closed_from_another_thread_ends_its_iteration():
+    """The batcher closes a stream's source from its own thread (max frames, Ctrl-C): the reader must return."""
+    import time
+
+    from edgedet.sources import SourceConfig, open_source
+
+    src = open_source("demo", SourceConfig(realtime=False))  # unpaced: the reader waits on the renderer
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.extend(f.index for f in src), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    src.close()
+    t.join(timeout=5)
+    assert got and not t.is_alive()
