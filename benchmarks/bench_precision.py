@@ -1,15 +1,19 @@
-"""FP32 vs FP16 vs INT8 (Q/DQ) of YOLOv5n at 640 and 320 on coco128, and INT8 vs FP32 speed of a YOLOv8n-like graph.
+"""YOLOv5n FP32 vs INT8 as `edgedet convert` makes it, at 320 and 640 on coco128: accuracy, reproducibility, speed.
 
-mAP50-95 / mAP50 (pycocotools, conf 0.001, IoU 0.6, multi-label) on all 128 images and on images 32-127 (INT8 is
-calibrated on images 0-31 sorted by name). Latency: ONNX Runtime CPU, 2 threads, model `run` only, every model
-timed round-robin on the same input in one loop so machine noise hits all alike; ratios are what to read.
+For each size the real checkpoint (../shared/data/models/yolov5n.pt) is converted TWICE from scratch, each time
+exactly as `edgedet convert yolov5n.pt --imgsz S --int8 --calib coco128/images/train2017 --labels
+coco128/labels/train2017` does (96 calibration images, the gate on the other 32). Then FP32 and both INT8 files
+are scored on all 128 images (pycocotools, conf 0.001, IoU 0.6, multi-label) and the two INT8 files' sha256
+compared. Latency: ONNX Runtime CPU, 2 threads, model `run` only, FP32 and INT8 timed round-robin on the same
+input in one loop so machine noise hits both alike; the ratio is what to read.
 
-    python benchmarks/bench_precision.py [--sizes 640 320] [--methods minmax percentile entropy] [--rounds 40]
+    python benchmarks/bench_precision.py [--sizes 320 640] [--rounds 60] [--v8]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 import tempfile
@@ -136,73 +140,100 @@ def yolov8n_like(path: Path, imgsz: int = 640) -> Path:
     return path
 
 
+def _sha(path: Path) -> str:
+    """sha256 of the nodes and weights, not of the metadata (which records paths, hashes and times)."""
+    import onnx
+
+    g = onnx.load(str(path)).graph
+    h = hashlib.sha256()
+    for part in (*g.node, *g.initializer):
+        h.update(part.SerializeToString())
+    return h.hexdigest()[:16]
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from edgedet.convert.quantize import quantize_int8_detailed
+    from edgedet.convert.api import ConvertConfig, convert
+    from edgedet.convert.gate import GateRefused, verdict
     from edgedet.datasets import load_dataset
-    from edgedet.eval.det import evaluate_detections, load_onnx_spec
+    from edgedet.eval.det import evaluate_detections
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[640, 320])
-    ap.add_argument("--methods", nargs="+", default=["minmax", "percentile", "entropy"])
-    ap.add_argument("--rounds", type=int, default=40)
-    ap.add_argument(
-        "--no-naive", action="store_true", help="skip the plain recipe (head convs quantized too)"
-    )
-    ap.add_argument("--no-v8", action="store_true")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[320, 640])
+    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--v8", action="store_true", help="also time a random-init YOLOv8n-shaped graph")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    ckpt = DATA / "models" / "yolov5n.pt"
+    images = DATA / "coco128" / "images" / "train2017"
+    labels = DATA / "coco128" / "labels" / "train2017"
     ds = load_dataset(DATA / "coco128")
-    calib, held = ds.paths[:32], ds[32:]
     tmp = Path(tempfile.mkdtemp(prefix="bench-precision-"))
+    rows = []
     for size in args.sizes:
-        src = DATA / "models" / "reference_onnx" / f"yolov5n_{size}.onnx"
-        spec = load_onnx_spec(src)
-        models: dict[str, Path] = {"fp32": src}
-        try:
-            from edgedet.convert.fp16 import convert_fp16
-
-            models["fp16"] = convert_fp16(src, tmp / f"fp16_{size}.onnx")
-        except Exception as exc:  # FP16 is the other helper's; report and go on
-            print(f"fp16 skipped: {exc}")
-        recipes = [(m, True) for m in args.methods] + ([] if args.no_naive else [("minmax", False)])
-        for method, head_float in recipes:
-            name = f"int8-{method}" + ("" if head_float else "-heads-q")
+        runs = []
+        for r in (1, 2):
+            out = tmp / f"{size}_run{r}"
             t0 = time.perf_counter()
-            quantize_int8_detailed(
-                src,
-                tmp / f"{name}_{size}.onnx",
-                calib,
-                spec,
-                method,
-                head_float=head_float,
+            cfg = ConvertConfig(
+                source=str(ckpt),
+                imgsz=size,
+                int8=True,
+                calib=str(images),
+                labels=str(labels),
+                output=str(out),
             )
-            print(f"[{size}] {name}: quantized in {time.perf_counter() - t0:.0f} s", flush=True)
-            models[name] = tmp / f"{name}_{size}.onnx"
-        lat = interleaved_latency(models, (1, 3, size, size), args.rounds)
-        print(
-            f"\n== YOLOv5n {size}: mAP50-95 / mAP50 (all 128 | held-out 32-127), model ms p50 (2 threads), speed vs fp32"
-        )
-        base: tuple[float, float] | None = None
-        for name, path in models.items():
-            a = evaluate_detections(path, ds)
-            h = evaluate_detections(path, held)
-            if base is None:
-                base = (a.map50_95, h.map50_95)
+            try:
+                res = convert(cfg)
+                fp32, int8 = res.artifact("fp32"), res.artifact("int8")
+                assert fp32 is not None and int8 is not None
+                fp32_path, int8_path, gate = fp32.path, int8.path, int8.gate or {}
+            except GateRefused as exc:  # still score the refused file: the numbers are the point here
+                assert exc.rejected_path is not None
+                fp32_path, int8_path, gate = out / "yolov5n.onnx", exc.rejected_path, verdict(exc.result)
             print(
-                f"{name:>22}: {a.map50_95:.3f} / {a.map50:.3f} | {h.map50_95:.3f} / {h.map50:.3f}  "
-                f"d50-95 {100 * (a.map50_95 - base[0]):+.2f} | {100 * (h.map50_95 - base[1]):+.2f} pts  "
-                f"{lat[name]:6.1f} ms  {lat['fp32'] / lat[name]:.2f}x",
+                f"[{size}] run {r}: converted in {time.perf_counter() - t0:.0f} s; gate drop "
+                f"{gate.get('drop_points')} on {gate.get('images')} held-out images ({gate.get('verdict')}; tries "
+                f"{gate.get('tries')})",
                 flush=True,
             )
-    if not args.no_v8:
+            runs.append((fp32_path, int8_path))
+        f32 = evaluate_detections(runs[0][0], ds)
+        i8 = [evaluate_detections(p, ds) for _, p in runs]
+        lat = interleaved_latency({"fp32": runs[0][0], "int8": runs[0][1]}, (1, 3, size, size), args.rounds)
+        same = _sha(runs[0][1]) == _sha(runs[1][1])
+        rows.append((size, f32, i8, lat, same, _sha(runs[0][1])))
+        print(
+            f"[{size}] FP32 {f32.map50_95:.4f}/{f32.map50:.4f}  INT8 run1 {i8[0].map50_95:.4f}/{i8[0].map50:.4f}  "
+            f"run2 {i8[1].map50_95:.4f}/{i8[1].map50:.4f}  identical files: {same}",
+            flush=True,
+        )
+    print("\n== YOLOv5n on coco128 (all 128 images): mAP50-95 / mAP50, model ms p50 (ORT CPU, 2 threads)")
+    print(
+        "size | FP32          | INT8 run 1    | INT8 run 2    | drop (pts) | FP32 ms | INT8 ms | speed-up | same file"
+    )
+    for size, f32, i8, lat, same, sha in rows:
+        print(
+            f"{size:4d} | {f32.map50_95:.3f} / {f32.map50:.3f} | {i8[0].map50_95:.3f} / {i8[0].map50:.3f} | "
+            f"{i8[1].map50_95:.3f} / {i8[1].map50:.3f} | {100 * (f32.map50_95 - i8[0].map50_95):+.2f}      | "
+            f"{lat['fp32']:7.1f} | {lat['int8']:7.1f} | {lat['fp32'] / lat['int8']:.2f}x    | {same} ({sha})"
+        )
+    if args.v8:
+        from edgedet.convert.quantize import quantize_int8_detailed
+        from edgedet.eval.det import load_onnx_spec
+
         v8 = yolov8n_like(tmp / "yolov8n_like.onnx")
-        spec = load_onnx_spec(v8)
-        q = quantize_int8_detailed(v8, tmp / "yolov8n_like_int8.onnx", calib, spec, "minmax")
+        q = quantize_int8_detailed(
+            v8,
+            tmp / "yolov8n_like_int8.onnx",
+            sorted(images.glob("*.jpg"))[:32],
+            load_onnx_spec(v8),
+            "minmax",
+        )
         lat = interleaved_latency({"fp32": v8, "int8": q.path}, (1, 3, 640, 640), args.rounds)
         print(
             f"\n== YOLOv8n-like 640 (random weights): fp32 {lat['fp32']:.1f} ms, int8 {lat['int8']:.1f} ms, "
-            f"{lat['fp32'] / lat['int8']:.2f}x; {len(q.decode_nodes)} decode/head nodes kept in float"
+            f"{lat['fp32'] / lat['int8']:.2f}x"
         )
     return 0
 

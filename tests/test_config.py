@@ -59,6 +59,7 @@ CONFIG_COMMANDS = [
     ("BenchConfig", ["bench"]),
     ("EvalDetConfig", ["eval", "det"]),
     ("EvalMotConfig", ["eval", "mot"]),
+    ("EvalGeoConfig", ["eval", "geo"]),
     ("TrackCommandConfig", ["track"]),
     ("ConvertConfig", ["convert"]),
 ]

@@ -21,6 +21,8 @@ OPTIONAL = [
     "filterpy",
     "onnxslim",
     "onnxscript",
+    "pymap3d",
+    "pyproj",
 ]
 
 

@@ -28,6 +28,7 @@ _HOW_TO_INSTALL: dict[str, str] = {
     "matplotlib": 'pip install "edgedet[plot]"',
     "filterpy": "pip install filterpy",
     "tritonclient": "pip install 'edgedet[triton]'",
+    "pymap3d": "pip install 'edgedet[geo]' (pymap3d)",
 }
 
 #: What each command needs beyond the core packages, checked all at once before it starts work.

@@ -17,6 +17,7 @@ from edgedet.cli_options import with_options
 from edgedet.config import (
     BenchConfig,
     EvalDetConfig,
+    EvalGeoConfig,
     EvalMotConfig,
     RunConfig,
     TrackCommandConfig,
@@ -376,6 +377,41 @@ Examples:
 
   edgedet eval mot --data mot/ --realtime --latency-ms 120 --target-fps 30
 """
+
+
+_EVAL_GEO_HELP = """Ground positions of tracks against a demo scene's exact truth (gt/gt_geo.csv): tracks matched to
+objects by image IoU per frame; error in metres (median, p90, max), coverage, and how often the error is within
+the reported sigma. Without --pred the scene is tracked here with its camera.yaml and telemetry.
+
+Examples:
+
+  edgedet eval geo --data scenes/test/edgedet-test-0-000
+
+  edgedet eval geo --data scenes/test/edgedet-test-0-000 --telemetry telemetry_noisy.jsonl --telemetry-latency-ms 50
+
+  edgedet eval geo --data scenes/test/edgedet-test-0-000 --pred run.jsonl
+"""
+
+
+@eval_app.command("geo", help=_EVAL_GEO_HELP)
+@with_options(EvalGeoConfig)
+def eval_geo_cmd(
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    **options: Any,
+) -> None:
+    from edgedet.bench_report import write_json
+    from edgedet.eval.geo import eval_geo, summary_lines
+
+    cfg = build_config(EvalGeoConfig, None, **options).validate()
+    run = dict(
+        model=cfg.model, telemetry=cfg.telemetry, latency_ms=cfg.telemetry_latency_ms, anchor=cfg.geo_anchor,
+        detect_every=cfg.detect_every, cmc=cfg.cmc, threads=cfg.threads,
+    )  # fmt: skip
+    report = eval_geo(cfg.data, cfg.pred, iou=cfg.iou, **({} if cfg.pred else run))
+    _print(summary_lines(report))
+    if json_out is not None:
+        write_json(report, json_out)
+        _print([f"wrote {json_out}"])
 
 
 @eval_app.command("mot", help=_EVAL_MOT_HELP)

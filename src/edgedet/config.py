@@ -26,6 +26,7 @@ from edgedet.errors import ConfigError
 __all__ = [
     "BenchConfig",
     "EvalDetConfig",
+    "EvalGeoConfig",
     "EvalMotConfig",
     "Option",
     "RunConfig",
@@ -128,6 +129,15 @@ def _iou(v: float) -> str | None:
 
 def _unit(v: float) -> str | None:
     return None if 0.0 <= v <= 1.0 else "must be between 0 and 1"
+
+
+def _three_floats(text: str) -> tuple[float, float, float]:
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        roll, pitch, yaw = (float(p) for p in parts)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r}: write three numbers roll,pitch,yaw in degrees, e.g. 0,-90,0") from exc
+    return roll, pitch, yaw
 
 
 def _cmc(v: str) -> str | None:
@@ -336,7 +346,8 @@ class RunConfig(_Options):
     second_association: bool | None = _second_association()
     cmc: str = option(
         "auto",
-        "Camera-motion compensation: auto (on for live sources and the demo, off for files) | off | sparse.",
+        "Camera-motion compensation: auto (pose with --telemetry, else on for live sources and the demo, off "
+        "for files) | off | sparse (image) | pose (from --telemetry, no image work).",
         check=_cmc,
     )
     # scheduler
@@ -358,6 +369,42 @@ class RunConfig(_Options):
         stage="sink",
         to="sinks",
     )
+    save_geojson: str | None = option(
+        None, "GeoJSON of the tracks' ground positions, one line per track (= --sink geojson:PATH).", stage="sink"
+    )
+    save_kml: str | None = option(None, "KML of the tracks' ground positions (= --sink kml:PATH).", stage="sink")
+    # ground positions (edgedet.geo): on with --telemetry
+    telemetry: str | None = option(
+        None,
+        "Drone pose for ground positions: telemetry.jsonl, or demo | demo-noisy with --source demo.",
+        stage="geo",
+    )
+    camera_calib: str | None = option(
+        None, "Camera intrinsics: an OpenCV calibration file (YAML/XML/JSON).", stage="geo"
+    )
+    hfov_deg: float | None = option(
+        None, "Camera intrinsics from the horizontal field of view (deg), without --camera-calib.",
+        flags="--hfov", check=_positive, stage="geo",
+    )  # fmt: skip
+    camera_mount: str | None = option(
+        None, "gimbal (earth-frame attitude reported, default) | body (fixed: --mount-angles).",
+        check=_one_of("gimbal", "body"), stage="geo",
+    )  # fmt: skip
+    mount_angles_deg: tuple[float, float, float] | None = option(
+        None, "--camera-mount body: camera roll,pitch,yaw in the body frame (default 0,-90,0: straight down).",
+        flags="--mount-angles", parse=_three_floats, stage="geo",
+    )  # fmt: skip
+    telemetry_latency_ms: float | None = option(
+        None, "How late the telemetry is stamped (compensated), ms.", check=_at_least(0), stage="geo"
+    )
+    ground_height_m: float | None = option(None, "Ground height above the take-off point, m.", stage="geo")
+    max_range_m: float | None = option(
+        None, "No ground position farther than this from the drone, m (1000).", check=_positive, stage="geo"
+    )
+    geo_anchor: str | None = option(
+        None, "Ground point of a box: bottom (centre of its bottom edge) | center (default: bottom; demo: center).",
+        check=_one_of("bottom", "center"), stage="geo",
+    )  # fmt: skip
     run_dir: str | None = option(None, "--source demo: folder for its default outputs (runs/demo-<time>/).")
     #: set by apply_demo_defaults, so applying them twice changes nothing (not an option)
     defaults_applied: bool = field(default=False, repr=False)
@@ -373,9 +420,24 @@ class RunConfig(_Options):
             raise ConfigError("--tracker bytetrack is the second association: drop --no-second-association")
         check_stage_combination(
             tracking=self.track, skipping=self.detect_every != 1 or self.target_fps is not None,
-            motion_compensation=self.cmc == "sparse",
+            motion_compensation=self.cmc in ("sparse", "pose"),
         )  # fmt: skip
+        if self.cmc == "pose" and self.telemetry is None:
+            raise ConfigError("--cmc pose needs the drone's pose: add --telemetry FILE (demo with --source demo)")
+        geo_only = ("camera_calib", "hfov_deg", "save_geojson", "save_kml")
+        if self.telemetry is None and any(getattr(self, k) is not None for k in geo_only):
+            raise ConfigError(
+                "--camera-calib/--hfov/--save-geojson/--save-kml need ground positions: add --telemetry FILE"
+            )
+        self.geo_config.validate()
         return self
+
+    @property
+    def geo_config(self) -> Any:
+        """GeoConfig (edgedet.geo.build) from the ground-position options."""
+        from edgedet.geo.build import GeoConfig
+
+        return GeoConfig(**self.stage_values("geo"))
 
     # --- the stage configs, built from the declarations ---------------------------------------------------
 
@@ -551,6 +613,35 @@ class EvalDetConfig(_Options):
     def validate(self) -> EvalDetConfig:
         if not self.data:
             raise ConfigError("eval det needs --data: a YOLO dataset folder/yaml or a COCO instances json")
+        self.check_options()
+        return self
+
+
+@dataclass(frozen=True)
+class EvalGeoConfig(_Options):
+    """`edgedet eval geo`: ground positions of tracks against a written scene's exact truth (edgedet.eval.geo).
+    Without --pred the scene's images are tracked here (`run`'s pipeline with the scene's camera.yaml and
+    telemetry); with --pred a run's JSON lines are scored."""
+
+    data: str = option("", "A scene folder from tools/make_scenes.py (gt/gt_geo.csv, images/, camera.yaml).")
+    pred: str | None = option(None, "Score this run's JSON lines (--save-json with --telemetry) instead.")
+    model: str | None = option(None, "The detector (default: the bundled demo).", flags=("--model", "-m"))
+    threads: int = option(0, "CPU inference threads (0 = library default).", check=_at_least(0))
+    telemetry: str = option(
+        "telemetry.jsonl", "Telemetry in --data (telemetry.jsonl | telemetry_noisy.jsonl) or a path."
+    )
+    telemetry_latency_ms: float = option(0.0, "How late the telemetry is stamped (compensated), ms.")
+    geo_anchor: str = option(
+        "center", "Ground point of a box: center (the scenes' flat objects) | bottom.",
+        check=_one_of("bottom", "center"),
+    )  # fmt: skip
+    detect_every: int = _detect_every("Use the detector on every N-th frame.")
+    cmc: str = option("pose", "Camera-motion compensation: pose | sparse | off.", check=_cmc)
+    iou: float = option(0.5, "IoU that matches a track to a truth object (0.5).", check=_iou)
+
+    def validate(self) -> EvalGeoConfig:
+        if not self.data:
+            raise ConfigError("eval geo needs --data: a scene folder written by tools/make_scenes.py")
         self.check_options()
         return self
 

@@ -84,7 +84,7 @@ def default_run_overrides(
     if "realtime" not in given:
         out["realtime"] = True
     if "cmc" not in given and tracking:
-        out["cmc"] = DEMO_CMC
+        out["cmc"] = "auto" if given.get("telemetry") else DEMO_CMC  # auto: pose-based with telemetry
     run_dir = Path(given["run_dir"]) if "run_dir" in given else default_run_dir(now, root)
     if "run_dir" not in given:
         out["run_dir"] = str(run_dir)

@@ -25,13 +25,14 @@ import numpy as np
 from edgedet.boxes import clip_xyxy
 from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combination
 from edgedet.detector import Detector
+from edgedet.errors import ConfigError
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
 from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
 from edgedet.tracking import step
-from edgedet.types import Detections, Frame, FrameResult
+from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,10 @@ class Pipeline:
         tracker: Tracker | None = None,
         scheduler: Scheduler | None = None,
         max_frames: int | None = None,
-        cmc: Callable[[np.ndarray], np.ndarray | None] | None = None,
+        cmc: Callable[[np.ndarray, float], np.ndarray | None] | None = None,
         paced: bool = False,
         outputs: Sequence[str] = (),
+        geo: Callable[[Frame, Detections], GroundPositions] | None = None,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -165,6 +167,7 @@ class Pipeline:
         )
         self.max_frames = max_frames
         self.cmc = cmc
+        self.geo = geo
         # A paced file (--realtime) waits for its frame times inside the source: that wait is idle time, as for a
         # live source, and must not count as frame cost for the target-FPS scheduler.
         self.paced = paced
@@ -231,7 +234,7 @@ class Pipeline:
             warp = None
             if self.cmc is not None:
                 # every frame, detector or not: the tracker steps once per frame and each step needs the motion
-                warp = self.cmc(frame.image)
+                warp = self.cmc(frame.image, frame.timestamp_s)  # the pose-based estimator needs the time
                 stage_ms["cmc"] = (time.perf_counter_ns() - t0) / 1e6
             if detect:
                 dets = self._detect(frame, stage_ms, warp)
@@ -242,8 +245,13 @@ class Pipeline:
                 dets = _inside(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
+            geo = None
+            if self.geo is not None:
+                t = time.perf_counter_ns()
+                geo = self.geo(frame, dets)
+                stage_ms["geo"] = (time.perf_counter_ns() - t) / 1e6
             t = time.perf_counter_ns()
-            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms)
+            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms, geo=geo)
             for sink in self.sinks:
                 sink.write(result)
             t_done = time.perf_counter_ns()
@@ -374,10 +382,12 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         if tracker_factory is not None:
             fps = source.fps if source.fps and source.fps > 0 else None  # one Kalman step per nominal frame
             tracker = tracker_factory(dataclasses.replace(config.tracker_config, nominal_fps=fps))
+        geo = build_geo_stages(config, source)
         sinks = open_sinks(sink_config, source_fps=source.fps)
     except BaseException:
         source.close()
         raise
+    motion = geo.motion if geo is not None else None
     return Pipeline(
         source,
         detector,
@@ -385,7 +395,27 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         tracker=tracker,
         scheduler=scheduler,
         max_frames=config.max_frames,
-        cmc=make_cmc(config.cmc, live=source.is_live) if config.track else None,
+        cmc=make_cmc(config.cmc, live=source.is_live, pose=motion) if config.track else None,
         paced=bool(config.realtime),
         outputs=output_files(sink_config),
+        geo=geo.locator if geo is not None else None,
     )
+
+
+def build_geo_stages(config: RunConfig, source: Source) -> Any:
+    """edgedet.geo's stages (ground positions, pose-based CMC) for --telemetry, or None without it. The demo's
+    own telemetry (--telemetry demo | demo-noisy) comes from its scene."""
+    from edgedet.geo.build import DEMO_TELEMETRY, build_geo
+    from edgedet.sources.demo import DemoSource
+
+    geo_config = config.geo_config
+    if geo_config.telemetry in DEMO_TELEMETRY:
+        if not isinstance(source, DemoSource):
+            raise ConfigError(
+                f"--telemetry {geo_config.telemetry} is the demo flight's own: use it with --source demo, or pass "
+                "a telemetry.jsonl"
+            )
+        from edgedet.scenes.telemetry import demo_geo
+
+        return demo_geo(geo_config, source.scene)
+    return build_geo(geo_config)

@@ -106,6 +106,37 @@ class Detections:
 
 
 @dataclass(frozen=True)
+class GroundPositions:
+    """Where each detection of a FrameResult is on the ground: parallel to `FrameResult.detections` (row i is
+    detection i), every array (N,) float64, NaN where that detection has no position (no pose for the frame,
+    above the horizon, beyond the maximum range).
+
+    lat, lon: WGS84 degrees. east_m, north_m: metres from the flight's home (take-off point) on the ground.
+    sigma_m: horizontal 1-sigma radius (RMS) of the position from the pose's error model.
+    Made by `edgedet.geo.GeoLocator`; read by the JSON-lines, GeoJSON and KML sinks and by the drone link.
+    """
+
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+    east_m: npt.NDArray[np.float64]
+    north_m: npt.NDArray[np.float64]
+    sigma_m: npt.NDArray[np.float64]
+
+    FIELDS = ("lat", "lon", "east_m", "north_m", "sigma_m")
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.lat).shape[0])
+
+    def row(self, i: int) -> dict[str, float | None]:
+        """Detection i's fields as a dict, None where there is no position (JSON has no NaN)."""
+        out: dict[str, float | None] = {}
+        for name in self.FIELDS:
+            v = float(getattr(self, name)[i])
+            out[name] = v if np.isfinite(v) else None
+        return out
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """What the pipeline hands each sink for one frame.
 
@@ -114,6 +145,7 @@ class FrameResult:
     fps: achieved frames per second over the recent window (0.0 until known).
     stage_ms: per-stage latency of this frame in milliseconds (names: capture, preprocess, infer, postprocess,
         track, ...).
+    geo: ground positions of the detections (None when no pose source is configured).
     """
 
     frame: Frame
@@ -121,3 +153,4 @@ class FrameResult:
     detector_ran: bool = True
     fps: float = 0.0
     stage_ms: Mapping[str, float] = field(default_factory=dict)
+    geo: GroundPositions | None = None

@@ -188,3 +188,21 @@ def test_real_tensorrt_build(tmp_path: Path, onnx320: Path) -> None:
     r = build_engine(onnx320, cache_dir=tmp_path)
     assert r.plan.stat().st_size > 100_000 and json.loads(r.sidecar.read_text())["key_digest"] == r.key.digest
     assert build_engine(onnx320, cache_dir=tmp_path).cache_hit
+
+
+def test_an_operator_tensorrt_lacks_is_refused_before_the_build(fake_trt: Any, tmp_path: Path) -> None:
+    """build_engine runs the ONNX check first: an unsupported operator is one line naming it, no parse."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])
+    idx = helper.make_tensor_value_info("idx", TensorProto.INT64, [None])
+    flat = helper.make_node("Flatten", ["images"], ["flat"], axis=0)
+    uniq = helper.make_node("Unique", ["flat"], ["y", "idx"])
+    graph = helper.make_graph([flat, uniq], "g", [x], [y, idx])
+    path = tmp_path / "unique.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(ModelError, match="Unique"):
+        build_engine(path, cache_dir=tmp_path, gpu=GPU)
+    assert not any(call[0] == "parse" for call in fake_trt._calls)

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from edgedet.backends.trt_onnx_check import require_tensorrt_compatible
 from edgedet.errors import BackendError, ConfigError, DataError, MissingDependencyError, ModelError
 from edgedet.spec import ModelSpec, sha256_file
 
@@ -265,6 +266,9 @@ def build_engine(
             f"{onnx_path.name} has uint8 Q/DQ (ONNX Runtime CPU flavour), which TensorRT cannot read; "
             "re-quantize for TensorRT with activation_type='int8' (--int8-target tensorrt)"
         )
+    # Operators, opset and uint8 placement against TensorRT 10's parser table: one line now instead of a parser
+    # error deep in the build (or a plan that fails on another TensorRT).
+    require_tensorrt_compatible(onnx_path)
     batch_dim = shape[0] if shape else None
     if dynamic_batch is not None:
         lo, opt, hi = dynamic_batch

@@ -76,6 +76,10 @@ class ConvertConfig:
         None,
         "cpu (uint8 activations, fast in ONNX Runtime) | tensorrt (symmetric int8; default with --engine)",
     )
+    gate: bool = option(
+        True, "INT8 accuracy gate; --no-gate writes INT8 without it (warns; the file records it).",
+        flags="--gate/--no-gate",
+    )
     engine: bool = option(False, "Build a TensorRT engine (on the device).", flags="--engine")
     output: str | None = option(None, "Output folder (default: beside the input).", flags=("--output", "-o"))
     json: bool = option(False, "Print a JSON summary.", flags="--json")
@@ -415,10 +419,38 @@ def _int8(
     config: ConvertConfig, spec: ModelSpec, fp32_path: Path, out: Path, calib_images: list[Path], run: _Run
 ) -> Artifact:
     """Quantize with the accuracy gate's repair loop (sensitive layers kept in float while the gate fails);
-    the gate's ModelError propagates when even that loses too much."""
-    from edgedet.convert.gate import quantize_with_gate  # written by another part; imported only when used
+    the gate's GateRefused (a ModelError) propagates when even that loses too much, and the refused file is then
+    `<stem>.int8.rejected.onnx`, never `out`. With `config.gate` False the gate is skipped with a warning and
+    the verdict "skipped" is stored in the file."""
+    from edgedet.convert.calibrate import ProgressLine
+    from edgedet.convert.gate import quantize_with_gate, rejected_path, verdict, write_verdict
 
     t0 = time.perf_counter()
+    method: Any = config.calib_method  # checked against CALIB_METHODS in validate()
+    target = config.int8_target or ("tensorrt" if config.engine else "cpu")
+    activation_type: Any = "int8" if target == "tensorrt" else "uint8"
+    if not config.gate:
+        from edgedet.convert.quantize import quantize_int8
+
+        msg = (
+            "--no-gate: the INT8 model's accuracy is NOT checked against FP32; "
+            "measure it with `edgedet eval det` before deploying it"
+        )
+        log.warning(msg)
+        run.note(f"warning: {msg}")
+        run.say(f"INT8 ({config.calib_method}, {len(calib_images)} calibration images, no gate): {out}")
+        quantize_int8(
+            fp32_path,
+            out,
+            calib_images,
+            spec,
+            method,
+            progress=ProgressLine("calibration", run.say),
+            activation_type=activation_type,
+        )
+        write_verdict(out, verdict(None, skipped=True))
+        rejected_path(out).unlink(missing_ok=True)
+        return _artifact(out, "int8", time.perf_counter() - t0, None, gate=verdict(None, skipped=True))
     if len(calib_images) >= HOLDOUT_MIN_IMAGES:
         # every 4th image is held out for the gate, so it does not score INT8 on the images it was calibrated on
         eval_images = calib_images[::4]
@@ -426,11 +458,11 @@ def _int8(
     else:
         eval_images, calib = calib_images, calib_images
         run.note(f"only {len(calib_images)} images: the gate scores INT8 on its calibration images")
+    gate_kind = "labels" if config.labels else "agreement with FP32 (no --labels)"
     run.say(
-        f"INT8 ({config.calib_method}, {len(calib)} calibration images, gate on {len(eval_images)}): {out}"
+        f"INT8 ({config.calib_method}, {len(calib)} calibration images, gate on {len(eval_images)}, "
+        f"{gate_kind}): {out}"
     )
-    method: Any = config.calib_method  # checked against CALIB_METHODS in validate()
-    target = config.int8_target or ("tensorrt" if config.engine else "cpu")
     gate = quantize_with_gate(
         fp32_path,
         out,
@@ -440,11 +472,11 @@ def _int8(
         config.max_map_drop,
         spec=spec,
         method=method,
-        activation_type="int8" if target == "tensorrt" else "uint8",
+        activation_type=activation_type,
         progress=run.say,
+        calib_progress=ProgressLine("calibration", run.say),
     )
-    gate_dict = _as_dict(gate)
-    return _artifact(out, "int8", time.perf_counter() - t0, None, gate=gate_dict)
+    return _artifact(out, "int8", time.perf_counter() - t0, None, gate=verdict(gate))
 
 
 def _engine(

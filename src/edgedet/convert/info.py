@@ -58,7 +58,7 @@ def _describe_onnx(p: Path) -> dict[str, Any]:
     init_names = {i.name for i in m.graph.initializer}
     meta = {q.key: q.value for q in m.metadata_props if q.key != SPEC_KEY}
     ops = Counter(n.op_type for n in m.graph.node)
-    return {
+    return {  # "gate" only for files that went through the INT8 accuracy gate
         "path": str(p),
         "kind": "onnx",
         "size_bytes": p.stat().st_size,
@@ -74,7 +74,15 @@ def _describe_onnx(p: Path) -> dict[str, Any]:
         "op_counts": dict(ops.most_common()),
         "provenance": dict(spec.provenance),
         "has_edgedet_spec": any(q.key == SPEC_KEY for q in m.metadata_props),
-    }
+    } | ({"gate": gate} if (gate := _gate_line(m)) is not None else {})
+
+
+def _gate_line(m: Any) -> str | None:
+    """The INT8 accuracy gate's verdict stored by `convert` (None for files that never went through it)."""
+    from edgedet.convert.gate import read_verdict, verdict_line
+
+    info = read_verdict(m)
+    return None if info is None else verdict_line(info)
 
 
 def _onnx_precision(m: Any, ops: Counter[str], spec: ModelSpec) -> str:
@@ -289,6 +297,8 @@ def format_summary(info: dict[str, Any]) -> list[str]:
         ]  # fmt: skip
         if facts:
             lines.append(summary_row("built for", ", ".join(facts)))
+    if info.get("gate"):  # the INT8 accuracy gate's verdict, stored by convert (issue 12)
+        lines.append(summary_row("INT8 gate", str(info["gate"])))
     if info.get("sha256"):
         lines.append(summary_row("sha256", str(info["sha256"])))
     lines.append("--json prints everything (full spec, class names, metadata, op counts)")

@@ -11,27 +11,23 @@ Static quantization only (dynamic quantization ran 2x slower than FP32 here). Th
   sigmoid, grid/anchor mul/add/pow, concat, DFL) stays float: quantizing it drops mAP to 0;
 - percentile (99.999) calibration by default: on YOLOv5n@640 it lost 0.7 mAP50-95 points where MinMax lost 1.6
   and Entropy 3.3 (benchmarks/bench_precision.py);
-- ranges come from calling ORT's calibrator ourselves and handing them to `quantize_static` through its
-  calibration cache: with ORT 1.32 the Entropy option given to `quantize_static` produced MinMax ranges.
+- ranges come from edgedet's own streaming calibrator (`calibrate.py`: running min/max and histograms, memory
+  independent of the image count; ORT's calibrators keep every intermediate tensor of every image) and reach
+  `quantize_static` through its calibration cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
-
-from edgedet.errors import ConfigError, DataError, ModelError
+from edgedet.errors import ConfigError, ModelError
 from edgedet.spec import SPEC_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -71,56 +67,6 @@ def _ort_method(method: str) -> Any:
     if method not in table:
         raise ConfigError(f"unknown calibration method {method!r}; use one of {', '.join(CALIB_METHODS)}")
     return table[method]
-
-
-class ImageCalibrationReader:
-    """ORT CalibrationDataReader: image files -> `{input_name: (1, 3, H, W) float32}` through the runtime's
-    Preprocessor. Calls `progress(done, total)` after each image. `rewind()` restarts it."""
-
-    def __init__(self, images: Sequence[Path], spec: ModelSpec, progress: ProgressFn | None = None) -> None:
-        from edgedet.preprocess import Preprocessor
-
-        self.images = [Path(p) for p in images]
-        self.spec = spec
-        self.input_name = spec.input_name
-        self.progress = progress
-        self._pre = Preprocessor(spec)
-        self._it: Iterator[int] = iter(range(len(self.images)))
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def rewind(self) -> None:
-        self._it = iter(range(len(self.images)))
-
-    def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
-        import cv2
-
-        i = next(self._it, None)
-        if i is None:
-            return None
-        img = cv2.imread(str(self.images[i]), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(
-                f"cannot read calibration image {self.images[i]}; remove it or pass another folder"
-            )
-        tensor, _ = self._pre(img)  # type: ignore[arg-type]  # cv2 stubs type imread loosely
-        if self.progress is not None:
-            self.progress(i + 1, len(self.images))
-        return {self.input_name: np.ascontiguousarray(tensor, np.float32)}
-
-    # ORT calls these through the CalibrationDataReader protocol
-    def __iter__(self) -> ImageCalibrationReader:
-        return self
-
-    def __next__(self) -> dict[str, npt.NDArray[np.float32]]:
-        item = self.get_next()
-        if item is None:
-            raise StopIteration
-        return item
-
-    def set_range(self, start_index: int, end_index: int) -> None:
-        self._it = iter(range(start_index, min(end_index, len(self.images))))
 
 
 def find_decode_nodes(model: Any) -> list[str]:
@@ -228,49 +174,59 @@ def calibrate_ranges(
     op_types: Sequence[str] = QUANT_OP_TYPES,
     symmetric: bool = False,
     percentile: float = 99.999,
-    work_dir: Path | None = None,
-) -> Any:
-    """Run ORT's calibrator over the images and return its TensorsData (tensor name -> range and histogram).
+    threads: int = 2,
+) -> dict[str, tuple[float, float]]:
+    """Activation ranges (tensor name -> (low, high)) from streaming calibration over the images, in the order
+    given; memory does not grow with the number of images (`edgedet.convert.calibrate`)."""
+    from edgedet.convert.calibrate import collect_ranges
 
-    Called directly rather than through `quantize_static(calibrate_method=...)`, whose Entropy setting gave
-    MinMax ranges in ORT 1.32.
+    _ort_method(method)
+    return collect_ranges(
+        Path(fp32_onnx),
+        calib_images,
+        spec,
+        method,
+        op_types=op_types,
+        symmetric=symmetric,
+        percentile=percentile,
+        threads=threads,
+        progress=progress,
+    )
+
+
+def first_conv(onnx_path: Path) -> tuple[str, ...]:
+    """Name of the stem: the first Conv reading the graph input (one-element tuple; empty if there is none)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Conv" and n.input and n.input[0] in inputs:
+            return (n.name,) if n.name else ()
+    return ()
+
+
+def needs_reduce_range(cpuinfo: str | None = None) -> bool:
+    """True on an x86-64 CPU without VNNI (Linux /proc/cpuinfo flags; False elsewhere or when unknown).
+
+    There ONNX Runtime's uint8-activation x int8-weight kernels add products pairwise in int16 (vpmaddubsw),
+    which saturates for large activations times large weights; 7-bit weights cannot overflow. CPUs with
+    avx512_vnni / avx_vnni (and ARM's dot-product kernels) accumulate in int32 and need no such care.
     """
-    from onnxruntime.quantization.calibrate import create_calibrator
+    import platform
 
-    with tempfile.TemporaryDirectory(prefix="edgedet-calib-") as tmp:
-        wd = Path(work_dir) if work_dir is not None else Path(tmp)
-        extra: dict[str, Any] = {"symmetric": symmetric}
-        if method == "percentile":
-            extra["percentile"] = percentile
-        if method == "entropy":
-            # ORT's defaults (128 histogram bins, 128 quantized bins) leave the KL search one candidate, the
-            # full range: Entropy silently equals MinMax. 2048/128 is TensorRT's entropy calibrator setting.
-            extra["num_bins"] = 2048
-            extra["num_quantized_bins"] = 128
-        calibrator = create_calibrator(
-            Path(fp32_onnx),
-            list(op_types),
-            augmented_model_path=str(wd / "augmented.onnx"),
-            calibrate_method=_ort_method(method),
-            extra_options=extra,
-        )
-        reader = ImageCalibrationReader(calib_images, spec, progress)
-        with contextlib.redirect_stdout(
-            io.StringIO()
-        ):  # ORT's calibrators print progress; library code is quiet
-            calibrator.collect_data(reader)
-            ranges = calibrator.compute_data()
-        del calibrator
-    return ranges
-
-
-def ranges_dict(tensors_data: Any) -> dict[str, tuple[float, float]]:
-    """tensor name -> (low, high) from ORT's TensorsData."""
-    out: dict[str, tuple[float, float]] = {}
-    for name, td in tensors_data.data.items():
-        lo, hi = td.range_value
-        out[name] = (float(np.asarray(lo).min()), float(np.asarray(hi).max()))
-    return out
+    if cpuinfo is None:
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return False
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    flags_line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
+    flags = set(flags_line.partition(":")[2].split())
+    if not flags:
+        return False
+    return "avx2" in flags and not ({"avx512_vnni", "avx_vnni"} & flags)
 
 
 def _sha256(path: Path) -> str:
@@ -296,10 +252,21 @@ def quantize_int8_detailed(
     percentile: float = 99.999,
     exclude_decode: bool = True,
     head_float: bool = True,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    reduce_range: bool | None = None,
+    threads: int = 2,
 ) -> QuantizeResult:
-    """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges.
+
+    ranges: activation ranges from an earlier call on the same FP32 file (`QuantizeResult.ranges`): calibration
+    is skipped (the repair loop re-quantizes with other layers in float, the ranges stay the same).
+    reduce_range: 7-bit weights, which avoid the int16 overflow of ONNX Runtime's uint8 x int8 kernels on x86
+    CPUs without VNNI; None = on exactly there (see `needs_reduce_range`).
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
+
+    from edgedet.convert.calibrate import to_tensors_data
 
     fp32_onnx, out = Path(fp32_onnx), Path(out)
     _ort_method(method)  # validate before any work
@@ -327,18 +294,26 @@ def quantize_int8_detailed(
             raise ConfigError(
                 f"exclude_nodes {unknown[:3]} are not nodes of {fp32_onnx.name}; use names from find_sensitive_nodes"
             )
-        tensors = calibrate_ranges(
-            prepared,
-            calib_images,
-            spec,
-            method,
-            progress,
-            op_types,
-            symmetric=int8_acts,
-            percentile=percentile,
-        )
+        if ranges is None:
+            ranges = calibrate_ranges(
+                prepared,
+                calib_images,
+                spec,
+                method,
+                progress,
+                op_types,
+                symmetric=int8_acts,
+                percentile=percentile,
+                threads=threads,
+            )
+        if reduce_range is None:
+            reduce_range = not int8_acts and needs_reduce_range()
+        if reduce_range:
+            log.info(
+                "7-bit weights (reduce_range): this x86 CPU has no VNNI, whose absence makes u8 x s8 overflow"
+            )
         cache = work / "calib.json"
-        save_tensors_data(tensors, cache)
+        save_tensors_data(to_tensors_data(ranges), cache)
         excluded = sorted(set(decode) | set(exclude_nodes))
         quantize_static(
             str(prepared),
@@ -347,11 +322,11 @@ def quantize_int8_detailed(
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(op_types),
             per_channel=True,
-            reduce_range=False,
+            reduce_range=reduce_range,
             activation_type=QuantType.QInt8 if int8_acts else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded,
-            calibrate_method=_ort_method(method),
+            calibrate_method=CalibrationMethod.MinMax,  # the cache holds final ranges, whatever the method
             calibration_cache_path=str(cache),
             extra_options={
                 "WeightSymmetric": True,
@@ -361,9 +336,8 @@ def quantize_int8_detailed(
                 "CalibTensorRangeSymmetric": int8_acts,
             },
         )
-    ranges = ranges_dict(tensors)
-    _write_spec(out, spec, fp32_onnx, calib_images, method, activation_type, excluded)
-    return QuantizeResult(out, tuple(excluded), tuple(decode), ranges)
+    _write_spec(out, spec, fp32_onnx, calib_images, method, activation_type, excluded, reduce_range)
+    return QuantizeResult(out, tuple(excluded), tuple(decode), dict(ranges))
 
 
 def quantize_int8(
@@ -408,6 +382,7 @@ def _write_spec(
     method: str,
     activation_type: str,
     excluded: Sequence[str],
+    reduce_range: bool = False,
 ) -> None:
     import onnx
 
@@ -424,7 +399,7 @@ def _write_spec(
                     "images": len(calib_images),
                     "images_sha256": images_hash,
                     "activations": activation_type,
-                    "weights": "int8 per-channel symmetric",
+                    "weights": "int7 per-channel symmetric" if reduce_range else "int8 per-channel symmetric",
                     "float_nodes": len(excluded),
                 },
                 sort_keys=True,

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from edgedet.errors import ConfigError
 from edgedet.scenes.agents import CAR, CLASS_NAMES, PERSON, TRUCK, Crowd, Traffic, Vehicle
-from edgedet.scenes.camera import CameraPath, homography
+from edgedet.scenes.camera import CameraPath, CameraPose, homography
 from edgedet.scenes.world import World, build_world
 
 SPLITS: dict[str, int] = {"train": 1, "val": 2, "demo": 3, "test": 4}
@@ -45,6 +45,9 @@ class SceneConfig:
     (0.15 = +-15%). vignette: brightness loss in the corners. jpeg_quality: None, or a JPEG round trip.
     draw_objects: False renders the same frames without any object (for tests and backgrounds).
     sensor_effects: False skips blur, exposure, noise and JPEG.
+    origin_lat_deg, origin_lon_deg: WGS84 position of the world's centre on flat ground at ellipsoidal height
+    0 (the geo reference of `DemoScene.truth` and the scene's telemetry; default: PX4's simulator home).
+    World px (x right, y down) -> metres east = (x - size/2) / px_per_m, north = (size/2 - y) / px_per_m.
     """
 
     size_hw: tuple[int, int] = (384, 640)
@@ -66,6 +69,8 @@ class SceneConfig:
     jpeg_quality: int | None = None
     draw_objects: bool = True
     sensor_effects: bool = True
+    origin_lat_deg: float = 47.397742
+    origin_lon_deg: float = 8.545594
 
     def __post_init__(self) -> None:
         h, w = self.size_hw
@@ -338,7 +343,30 @@ class DemoScene:
             for i in frames
         ]
 
+    def camera_pose(self, time_s: float) -> CameraPose:
+        """The camera's exact pose at `time_s` seconds (frame i is at i / fps)."""
+        return self._camera().pose(time_s)
+
+    def world_to_en(self, xy: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """(N, 2) world px -> (N, 2) metres east, north of the world's centre (the geo origin)."""
+        p = np.asarray(xy, np.float64).reshape(-1, 2)
+        half = self.config.world_size / 2.0
+        ppm = self.config.px_per_m
+        return np.stack([(p[:, 0] - half) / ppm, (half - p[:, 1]) / ppm], axis=1)
+
     def __iter__(self) -> Iterator[tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]]:
+        for img, gt, _truth in self._frames(False):
+            yield img, gt
+
+    def iter_truth(self) -> Iterator[tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64], dict[int, tuple[float, float]]]]:
+        """Like iterating the scene (same frames, same gt), plus each frame's exact ground positions: a dict
+        object id -> (east_m, north_m) of the object's centre on the ground (see SceneConfig for the frame),
+        for every object the frame's gt lists."""
+        yield from self._frames(True)
+
+    def _frames(
+        self, truth: bool
+    ) -> Iterator[tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64], dict[int, tuple[float, float]]]]:
         cfg, world = self.config, self.world
         agents_rng = np.random.default_rng(self._seeds[1])
         traffic = Traffic(agents_rng, world, cfg.vehicles, cfg.parked_fraction)
@@ -354,10 +382,15 @@ class DemoScene:
             hmat = homography(camera.pose(t), cfg.size_hw, cfg.hfov_deg, world.px_per_m)
             if h_prev is None:
                 h_prev = homography(camera.pose(t - dt), cfg.size_hw, cfg.hfov_deg, world.px_per_m)
-            img, gt = _render(cfg, world, hmat, traffic, crowd, sprites, renderer, i + 1)
+            img, gt, objs = _render_objects(cfg, world, hmat, traffic, crowd, sprites, renderer, i + 1)
             if cfg.sensor_effects:
                 img = renderer.sensor(img, _image_motion(hmat, h_prev, cfg.size_hw), t)
-            yield img, gt
+            where: dict[int, tuple[float, float]] = {}
+            if truth and objs is not None and len(gt):
+                en = self.world_to_en(np.array(objs.xy))
+                pos = {oid: (float(e), float(n)) for oid, (e, n) in zip(objs.ids, en, strict=True)}
+                where = {int(oid): pos[int(oid)] for oid in gt[:, 1]}
+            yield img, gt, where
             h_prev = hmat
             traffic.step(dt)
             crowd.step(dt)
@@ -443,15 +476,29 @@ def _render(
     renderer: _Renderer,
     frame_no: int,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+    img, gt, _objs = _render_objects(cfg, world, hmat, traffic, crowd, sprites, renderer, frame_no)
+    return img, gt
+
+
+def _render_objects(
+    cfg: SceneConfig,
+    world: World,
+    hmat: npt.NDArray[np.float64],
+    traffic: Traffic,
+    crowd: Crowd,
+    sprites: dict[int, _Sprite],
+    renderer: _Renderer,
+    frame_no: int,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64], _Objects | None]:
     h, w = cfg.size_hw
     bgra = _warp(world, hmat, (h, w))
     bg = _u8(cv2.cvtColor(bgra, cv2.COLOR_BGRA2BGR))
     if not cfg.draw_objects:
-        return bg, np.zeros((0, 9), np.float64)
+        return bg, np.zeros((0, 9), np.float64), None
     objs = _collect(cfg, world, hmat, traffic, crowd, sprites)
     n = len(objs.ids)
     if n == 0:
-        return bg, np.zeros((0, 9), np.float64)
+        return bg, np.zeros((0, 9), np.float64), objs
     ppm = world.px_per_m
     sdx, sdy = world.sun_dir
 
@@ -553,7 +600,7 @@ def _render(
             ]
         )
     gt = np.array(rows, np.float64).reshape(-1, 9)
-    return img, gt
+    return img, gt, objs
 
 
 def _warp(world: World, hmat: npt.NDArray[np.float64], size_hw: tuple[int, int]) -> npt.NDArray[np.uint8]:

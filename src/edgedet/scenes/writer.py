@@ -9,6 +9,11 @@ by swapping `images` for `labels` in the path):
                                       --save-mot lines up with it)
     <out>/<name>/images/000001.jpg    frames (or <out>/<name>/<name>.mp4 with image_format="mp4")
     <out>/<name>/labels/000001.txt    YOLO `class cx cy w h` (normalised), objects with enough visibility
+    <out>/<name>/gt/gt_geo.csv        frame,id,east_m,north_m,lat,lon: each gt.txt row's exact ground position
+                                      (object centre; metres from the world centre, WGS84 degrees)
+    <out>/<name>/camera.yaml          the camera's intrinsics as cv2.FileStorage writes a calibration
+    <out>/<name>/telemetry.jsonl      the flight's exact telemetry (edgedet.geo.pose format, 50 Hz)
+    <out>/<name>/telemetry_noisy.jsonl  the same with realistic errors and 50 ms latency (scenes.telemetry)
 
 COCO records (one image per frame) are returned so that a whole split can go into one json (`write_coco`).
 """
@@ -29,6 +34,7 @@ import numpy.typing as npt
 
 from edgedet.errors import ConfigError, SinkError
 from edgedet.scenes.scene import DemoScene
+from edgedet.scenes.telemetry import REALISTIC, TelemetryNoise, scene_telemetry
 from edgedet.types import Detections
 
 IMAGE_FORMATS = ("jpg", "png", "mp4")
@@ -90,6 +96,8 @@ def write_sequence(
     rel_to: Path | str | None = None,
     keep_every: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    geo: bool = True,
+    telemetry_noise: TelemetryNoise | None = REALISTIC,
 ) -> SequenceRecord:
     """Render `scene` (must have a length) into `out_dir/<scene.name>/`.
 
@@ -99,6 +107,8 @@ def write_sequence(
     and COCO records for every Nth frame only (consecutive frames are near duplicates for detector training);
     gt.txt always has every frame. Not combinable with image_format="mp4".
     progress(done, total) is called after each frame.
+    geo: also write gt_geo.csv and telemetry.jsonl (needs pymap3d: the `geo` extra); telemetry_noise: the
+    errors of telemetry_noisy.jsonl (None: no noisy file).
     """
     if image_format not in IMAGE_FORMATS:
         raise ConfigError(f"image format {image_format!r} is not one of {', '.join(IMAGE_FORMATS)}: pick one")
@@ -129,10 +139,12 @@ def write_sequence(
     record = SequenceRecord(scene.name, seq_dir, total, 0, 0.0)
     t0 = time.perf_counter()
     gt_lines: list[str] = []
-    for i, (img, gt) in enumerate(scene):
+    geo_rows: list[tuple[int, int, float, float]] = []
+    for i, (img, gt, where) in enumerate(scene.iter_truth()):
         frame_no = i + 1
         stem = f"{frame_no:06d}"
         gt_lines += [_mot_line(row) for row in motchallenge_rows(gt)]  # every frame has truth, kept or not
+        geo_rows += [(frame_no, int(tid), *where[int(tid)]) for tid in gt[:, 1]]
         record.gt_rows += len(gt)
         if i % keep_every:
             if progress is not None:
@@ -187,6 +199,8 @@ def write_sequence(
     if writer is not None:
         writer.release()
     (seq_dir / "gt" / "gt.txt").write_text("".join(s + "\n" for s in gt_lines), encoding="utf-8")
+    if geo:
+        _write_geo(scene, seq_dir, geo_rows, telemetry_noise)
     ini = configparser.ConfigParser()
     ini.optionxform = str  # type: ignore[assignment,method-assign]  # MOT keys are camelCase
     ini["Sequence"] = scene.seqinfo(im_ext=im_ext, im_dir="images" if image_format != "mp4" else ".")
@@ -194,6 +208,40 @@ def write_sequence(
         ini.write(fh, space_around_delimiters=False)
     record.seconds = time.perf_counter() - t0
     return record
+
+
+def _write_geo(
+    scene: DemoScene,
+    seq_dir: Path,
+    rows: list[tuple[int, int, float, float]],
+    noise: TelemetryNoise | None,
+) -> None:
+    from edgedet.geo.geodesy import GeoReference
+    from edgedet.geo.pose import write_telemetry
+
+    cfg = scene.config
+    home = GeoReference(cfg.origin_lat_deg, cfg.origin_lon_deg, 0.0)
+    arr = np.array(rows, np.float64).reshape(-1, 4)
+    latlon = home.to_geodetic(arr[:, 2], arr[:, 3], 0.0).reshape(-1, 3)
+    lines = ["frame,id,east_m,north_m,lat,lon\n"] + [
+        f"{int(f)},{int(tid)},{e:.4f},{n:.4f},{lat:.9f},{lon:.9f}\n"
+        for (f, tid, e, n), (lat, lon, _h) in zip(arr.tolist(), latlon.tolist(), strict=True)
+    ]
+    (seq_dir / "gt" / "gt_geo.csv").write_text("".join(lines), encoding="utf-8")
+    from edgedet.geo.camera import CameraModel
+
+    camera = CameraModel.from_hfov(cfg.hfov_deg, cfg.size_hw)
+    fs = cv2.FileStorage(str(seq_dir / "camera.yaml"), cv2.FILE_STORAGE_WRITE)
+    fs.write("image_width", int(cfg.size_hw[1]))
+    fs.write("image_height", int(cfg.size_hw[0]))
+    fs.write("camera_matrix", camera.camera_matrix)
+    fs.write("distortion_coefficients", np.zeros((1, 5)))
+    fs.release()
+    _, records = scene_telemetry(scene)
+    write_telemetry(seq_dir / "telemetry.jsonl", records, home)
+    if noise is not None:
+        _, noisy = scene_telemetry(scene, noise=noise)
+        write_telemetry(seq_dir / "telemetry_noisy.jsonl", noisy, home)
 
 
 def _mot_line(row: npt.NDArray[np.float64]) -> str:

@@ -32,6 +32,7 @@ class SinkConfig:
     save_mot: --save-mot PATH, MOTChallenge txt (frame,id,x,y,w,h,score,-1,-1,-1).
     save_json: --save-json PATH, one JSON object per frame.
     save_coco: --save-coco PATH, COCO results json (a list of detections).
+    save_geojson, save_kml: --save-geojson / --save-kml PATH, the tracks' ground positions (needs --telemetry).
     class_names: names for drawing and for the JSON lines' class_name; index = class id.
     video_fps: frame rate written into the mp4; None = the source's, else 30.
     sinks: --sink NAME[:ARG] (repeatable): any sink in the registry (`edgedet.sinks.SINKS`), opened after the above.
@@ -45,6 +46,8 @@ class SinkConfig:
     save_mot: str | None = None
     save_json: str | None = None
     save_coco: str | None = None
+    save_geojson: str | None = None
+    save_kml: str | None = None
     class_names: tuple[str, ...] = ()
     video_fps: float | None = None
     tracking: bool | None = None

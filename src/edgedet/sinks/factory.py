@@ -88,6 +88,8 @@ SINKS: Registry[SinkKind] = Registry(
         "mot": "edgedet.sinks.builtin:MOT",
         "json": "edgedet.sinks.builtin:JSON",
         "coco": "edgedet.sinks.builtin:COCO",
+        "geojson": "edgedet.sinks.geo:GEOJSON",
+        "kml": "edgedet.sinks.geo:KML",
     },
     contract="a sink entry is an edgedet.sinks.SinkKind or a function (arg: str | None, ctx: SinkContext) -> Sink",
     adapt=_adapt,
@@ -99,6 +101,8 @@ _SHORTHANDS: tuple[tuple[str, str], ...] = (
     ("save_mot", "mot"),
     ("save_json", "json"),
     ("save_coco", "coco"),
+    ("save_geojson", "geojson"),
+    ("save_kml", "kml"),
 )
 
 

@@ -126,7 +126,8 @@ class JsonLinesSink(_AppendFileSink):
 
     Keys: index (Frame.index, 0-based), source_index, timestamp_s, name, detector_ran, fps, stage_ms
     (milliseconds per stage), detections (list of {xyxy, confidence, class_id, class_name, track_id}, xyxy in
-    frame pixels). Each line reaches the file in one write, so a killed run leaves whole lines.
+    frame pixels; with a pose source also lat, lon, east_m, north_m, sigma_m: `GroundPositions`). Each line
+    reaches the file in one write, so a killed run leaves whole lines.
     """
 
     flag = "--save-json"
@@ -153,6 +154,9 @@ class JsonLinesSink(_AppendFileSink):
             "stage_ms": {k: _none_if_nan(round(float(v), 4)) for k, v in result.stage_ms.items()},
             "detections": detections_to_dicts(result.detections, self.class_names),
         }
+        if result.geo is not None:  # ground positions: lat, lon, east_m, north_m, sigma_m (null: none)
+            for i, d in enumerate(record["detections"]):
+                d.update(result.geo.row(i))
         self._file.append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode())
 
 

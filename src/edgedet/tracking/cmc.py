@@ -9,6 +9,7 @@ pixels and is what `SortTracker.update/predict(warp=...)` take.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from edgedet.errors import ConfigError
 
-CMC_METHODS = ("auto", "off", "sparse")
+CMC_METHODS = ("auto", "off", "sparse", "pose")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,11 @@ class CameraMotionEstimator:
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         return np.asarray(gray, np.uint8)
 
-    def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64] | None:
+    def __call__(
+        self, image_bgr: npt.NDArray[np.uint8], timestamp_s: float | None = None
+    ) -> npt.NDArray[np.float64] | None:
+        """timestamp_s is not used (the image says how the camera moved); it is there because every motion
+        estimator gets (image, capture time), and the pose-based one needs the time."""
         cur = self._gray(image_bgr)
         prev, self._prev = self._prev, cur
         if prev is None or prev.shape != cur.shape:
@@ -82,12 +87,21 @@ class CameraMotionEstimator:
         return affine
 
 
-def make_cmc(method: str, live: bool = False) -> CameraMotionEstimator | None:
-    """The estimator for --cmc `method`, or None (off). "auto" is on for live sources (cameras, streams: a drone's
-    camera moves; on the held-out demo flights it added 6 IDF1 points at detect-every 2, 12 at every 3rd: see
-    models/README.md) and off for files."""
+def make_cmc(method: str, live: bool = False, pose: Any | None = None) -> Any | None:
+    """The estimator for --cmc `method`, or None (off). "auto" is "pose" when a pose-based estimator is given
+    (`pose`: an `edgedet.geo.PoseMotion`, built when a telemetry/pose source is configured: no image work),
+    else on for live sources (cameras, streams: a drone's camera moves; on the held-out demo flights it added
+    6 IDF1 points at detect-every 2, 12 at every 3rd: see models/README.md) and off for files. "pose" without
+    a pose source is an error."""
     if method not in CMC_METHODS:
         raise ConfigError(f"unknown --cmc {method!r}: choose one of {', '.join(CMC_METHODS)}")
+    if method == "pose" or (method == "auto" and pose is not None):
+        if pose is None:
+            raise ConfigError(
+                "--cmc pose needs the drone's pose: pass --telemetry FILE (or a demo source) and the camera "
+                "(--camera-calib FILE or --hfov DEG)"
+            )
+        return pose
     if method == "off" or (method == "auto" and not live):
         return None
     return CameraMotionEstimator()

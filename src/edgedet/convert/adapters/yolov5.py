@@ -22,23 +22,66 @@ from edgedet.convert.adapters.base import LoadedModel
 from edgedet.convert.adapters.yolov5_modules import prepare_for_export, yolov5_classes
 from edgedet.errors import DataError, ModelError
 
-# (module, name) as written in the pickle -> ("yolov5", class name) or ("torch", dotted attribute path)
+#: classes of YOLOv5's models/common.py and models/yolo.py (v5.0 - v7.0) that edgedet implements
+_COMMON = (
+    "Conv",
+    "DWConv",
+    "DWConvTranspose2d",
+    "Focus",
+    "GhostConv",
+    "Bottleneck",
+    "BottleneckCSP",
+    "CrossConv",
+    "C3",
+    "C3x",
+    "C3Ghost",
+    "C3SPP",
+    "C3TR",
+    "GhostBottleneck",
+    "SPP",
+    "SPPF",
+    "Contract",
+    "Expand",
+    "Concat",
+    "TransformerLayer",
+    "TransformerBlock",
+    "Proto",
+)
+# (module, name) as written in the pickle -> edgedet's class name in yolov5_modules
 _YOLOV5_CLASSES = {
     ("models.yolo", "Model"): "DetectionModel",
     ("models.yolo", "DetectionModel"): "DetectionModel",
+    ("models.yolo", "SegmentationModel"): "DetectionModel",
     ("models.yolo", "Detect"): "Detect",
-    ("models.common", "Conv"): "Conv",
-    ("models.common", "C3"): "C3",
-    ("models.common", "C3x"): "C3x",
-    ("models.common", "CrossConv"): "CrossConv",
-    ("models.common", "Bottleneck"): "Bottleneck",
-    ("models.common", "SPPF"): "SPPF",
-    ("models.common", "SPP"): "SPP",
-    ("models.common", "Concat"): "Concat",
-    ("models.common", "Focus"): "Focus",
+    ("models.yolo", "Segment"): "Segment",
+    ("models.common", "Detect"): "Detect",  # YOLOv5 <= v3 kept Detect in common
+    **{("models.common", n): n for n in _COMMON},
 }
+#: what the refusal names: the families this loader reads
+SUPPORTED = (
+    "YOLOv5 v5.0-v7.0 detection checkpoints (models/*.yaml and models/hub/*.yaml: P5/P6/P7/P2, ghost, "
+    "transformer, BiFPN/FPN/PANet, YOLOv3 variants) and the detection part of YOLOv5 segmentation checkpoints"
+)
+#: YOLOv5 tasks edgedet does not convert, with what to say
+_OTHER_TASKS = {
+    ("models.yolo", "ClassificationModel"): "a YOLOv5 classification model",
+    ("models.common", "Classify"): "a YOLOv5 classification model",
+    ("models.experimental", "Ensemble"): "a YOLOv5 model ensemble",
+}
+
 _TORCH_GLOBALS = {
     ("torch.nn.modules.conv", "Conv2d"): "nn.Conv2d",
+    ("torch.nn.modules.conv", "ConvTranspose2d"): "nn.ConvTranspose2d",
+    ("torch.nn.modules.padding", "ZeroPad2d"): "nn.ZeroPad2d",
+    ("torch.nn.modules.linear", "Linear"): "nn.Linear",
+    (
+        "torch.nn.modules.linear",
+        "NonDynamicallyQuantizableLinear",
+    ): "nn.modules.linear.NonDynamicallyQuantizableLinear",
+    ("torch.nn.modules.activation", "MultiheadAttention"): "nn.MultiheadAttention",
+    ("torch.nn.modules.activation", "ReLU6"): "nn.ReLU6",
+    ("torch.nn.modules.activation", "Sigmoid"): "nn.Sigmoid",
+    ("torch.nn.modules.dropout", "Dropout"): "nn.Dropout",
     ("torch.nn.modules.batchnorm", "BatchNorm2d"): "nn.BatchNorm2d",
     ("torch.nn.modules.activation", "SiLU"): "nn.SiLU",
     ("torch.nn.modules.activation", "Hardswish"): "nn.Hardswish",
@@ -54,6 +97,7 @@ _TORCH_GLOBALS = {
     ("torch", "Size"): "Size",
     ("torch", "float16"): "float16",
     ("torch", "float32"): "float32",
+    ("torch", "bfloat16"): "bfloat16",
 }
 _PLAIN_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): __import__("collections").OrderedDict,
@@ -67,9 +111,33 @@ STATEDICT_FORMAT = "yolov5-statedict-v1"
 
 
 def _refuse(module: str, name: str) -> DataError:
+    if (module, name) in _OTHER_TASKS:
+        return DataError(
+            f"{module}.{name}: this checkpoint is {_OTHER_TASKS[(module, name)]}; edgedet converts detectors: "
+            f"{SUPPORTED}"
+        )
+    if module.startswith("models."):
+        return DataError(
+            f"refusing to unpickle {module}.{name}: a checkpoint is code; only YOLOv5 modules are allowed and "
+            f"edgedet does not implement this one (supported: {SUPPORTED}); export it with the YOLOv5 repo's "
+            "export.py and convert the .onnx"
+        )
     return DataError(
         f"refusing to unpickle {module}.{name}: a checkpoint is code; only YOLOv5 modules are allowed "
         "(export other models with their own tools, or pass a module factory with --weights state_dict.pth)"
+    )
+
+
+def _safe_getattr(obj: Any, name: str) -> Any:
+    """pickle protocol 2 writes a method reference (YOLOv5's `Segment.detect = Detect.forward`) as
+    getattr(class, name); only that form, on edgedet's own head classes, is allowed."""
+    from edgedet.convert.adapters import yolov5_modules as ym
+
+    if obj in (ym.Detect, ym.Segment) and name == "forward":
+        return getattr(obj, name)
+    raise DataError(
+        f"refusing to unpickle getattr({getattr(obj, '__name__', type(obj).__name__)}, {name!r}): "
+        "a checkpoint is code; only YOLOv5 modules are allowed"
     )
 
 
@@ -82,6 +150,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _PLAIN_GLOBALS[key]
         if key in _YOLOV5_CLASSES:
             return getattr(yolov5_classes(), _YOLOV5_CLASSES[key])
+        if key in (("models.yolo", "Detect.forward"), ("models.yolo", "Segment.forward")):
+            return getattr(yolov5_classes(), name.split(".")[0]).forward  # protocol 4+ method reference
+        if key in (("builtins", "getattr"), ("__builtin__", "getattr")):
+            return _safe_getattr
         if key in _TORCH_GLOBALS:
             obj: Any = require("torch", "loading a YOLOv5 checkpoint")
             for part in _TORCH_GLOBALS[key].split("."):
@@ -161,11 +233,19 @@ def load_yolov5(path: str | Path) -> LoadedModel:
     det = model.model[-1]
     if not isinstance(det, ns.Detect):
         raise ModelError(
-            f"{path}: the last layer is {type(det).__name__}, not Detect; segmentation is not supported"
+            f"{path}: the last layer is {type(det).__name__}, not Detect; edgedet converts {SUPPORTED}"
+        )
+    extra: dict[str, Any] = {}
+    if isinstance(det, ns.Segment):
+        extra["note"] = (
+            f"{path.name} is a YOLOv5 segmentation model: its detection part is exported (boxes and classes; "
+            f"the {int(det.nm)} mask coefficients and the prototype branch are left out)"
         )
     names = _names(getattr(model, "names", None), int(det.nc))
     stride = int(max(float(s) for s in det.stride))
-    return LoadedModel(module=model, output_format="yolov5", class_names=names, stride=stride, kind="yolov5")
+    return LoadedModel(
+        module=model, output_format="yolov5", class_names=names, stride=stride, kind="yolov5", extra=extra
+    )
 
 
 def _load_statedict_or_none(path: Path) -> dict[str, Any] | None:
