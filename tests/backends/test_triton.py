@@ -50,6 +50,21 @@ def test_export_fixed_batch_model_has_no_batching(tmp_path):
     assert list(cfg.input[0].dims) == [1, 3, 384, 640] and list(cfg.output[0].dims) == [1, 15120, 8]
 
 
+@pytest.mark.parametrize(("name", "side", "rows"), [("yolov5n_320", 320, 6300), ("yolov5n_640", 640, 25200)])
+def test_export_reference_models(tmp_path, name, side, rows):
+    from tests.conftest import shared_path
+
+    out = export_triton(shared_path("models", "reference_onnx", f"{name}.onnx"), tmp_path / "repo", nms=False)
+    cfg = read_config(out.config_path)
+    assert list(cfg.input[0].dims) == [1, 3, side, side] and list(cfg.output[0].dims) == [1, rows, 85]
+    nms = export_triton(
+        shared_path("models", "reference_onnx", f"{name}.onnx"), tmp_path / "repo", name="n", nms=True
+    )
+    assert [(o.name, list(o.dims)) for o in read_config(nms.config_path).output] == [
+        ("detections", [1, -1, 6])
+    ]
+
+
 def test_export_refuses_what_it_cannot_check(tmp_path):
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"x")
