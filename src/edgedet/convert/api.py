@@ -35,6 +35,10 @@ def _parse_imgsz(text: str) -> int | tuple[int, int]:
     return h if h == w else (h, w)
 
 
+#: the largest batch of an engine built from a --dynamic export when --batch is not given
+DEFAULT_ENGINE_BATCH = 8
+
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """One field per `edgedet convert` flag, declared with `edgedet.config.option` (flag, help, YAML key).
@@ -54,6 +58,11 @@ class ConvertConfig:
     names: str | None = option(None, "Class names file (one per line) or dataset yaml.")
     opset: int = option(19, "ONNX opset.")
     dynamic: bool = option(False, "Dynamic batch dimension.", flags="--dynamic")
+    batch: int | None = option(
+        None,
+        "With --dynamic --engine: the engine's largest batch (profile 1..N, tuned for N; default 8). Run it "
+        "with --max-batch N.",
+    )
     simplify: bool = option(True, "Simplify with onnxslim.", flags="--simplify/--no-simplify")
     fp16: bool = option(False, "Also write an FP16 ONNX.", flags="--fp16")
     int8: bool = option(False, "Also write an INT8 (Q/DQ) ONNX; needs --calib.", flags="--int8")
@@ -194,6 +203,11 @@ def validate(config: ConvertConfig) -> None:
         )
     if config.loader not in ("auto", "builtin", "ultralytics"):
         raise ConfigError(f"--loader {config.loader!r} is unknown; use auto, builtin or ultralytics")
+    if config.batch is not None and (config.batch < 1 or not config.dynamic):
+        raise ConfigError(
+            f"--batch {config.batch}: the engine batch goes with a dynamic-batch export: add --dynamic and use "
+            "a batch of 1 or more"
+        )
     if config.imgsz is not None:
         hw = _imgsz(config.imgsz)
         if min(hw) < 32 or max(hw) > 4096:
@@ -331,7 +345,9 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
     if config.engine:
         best = artifacts[-1].path  # the last, most compressed precision requested
         precision = artifacts[-1].precision
-        engine_art = _engine(best, precision, paths, run)
+        engine_art = _engine(
+            best, precision, paths, run, (config.batch or DEFAULT_ENGINE_BATCH) if config.dynamic else None
+        )
         if engine_art is not None:
             artifacts.append(engine_art)
 
@@ -487,12 +503,16 @@ def _int8(
     return _artifact(out, "int8", time.perf_counter() - t0, None, gate=verdict(gate))
 
 
-def _engine(onnx_path: Path, precision: str, paths: dict[str, Path], run: _Run) -> Artifact | None:
+def _engine(
+    onnx_path: Path, precision: str, paths: dict[str, Path], run: _Run, max_batch: int | None = None
+) -> Artifact | None:
+    """Build the TensorRT engine; max_batch: for a dynamic-batch ONNX, the profile's largest (and tuned) batch."""
     from edgedet.backends.engine_build import build_engine
 
     t0 = time.perf_counter()
     try:
-        result = build_engine(onnx_path, paths["engine"], progress=run.say)
+        dynamic_batch = (1, max_batch, max_batch) if max_batch is not None else None
+        result = build_engine(onnx_path, paths["engine"], progress=run.say, dynamic_batch=dynamic_batch)
     except MissingDependencyError as exc:
         run.note(f"{exc}; {ENGINE_DEFERRED}")
         return None
