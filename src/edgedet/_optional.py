@@ -27,6 +27,7 @@ _HOW_TO_INSTALL: dict[str, str] = {
     "trackeval": TRACKEVAL_INSTALL,
     "matplotlib": 'pip install "edgedet[plot]"',
     "filterpy": "pip install filterpy",
+    "tritonclient": "pip install 'edgedet[triton]'",
     "pymap3d": "pip install 'edgedet[geo]' (pymap3d)",
     "av": "pip install 'edgedet[link]' (PyAV, FFmpeg with libx264 in its wheels)",
     "pymavlink": "pip install 'edgedet[link]'",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -37,12 +36,12 @@ import numpy as np
 
 from edgedet._optional import require
 from edgedet.errors import SinkError
+from edgedet.spec import sha256_file
 from edgedet.telemetry import NOT_AVAILABLE
 
 __all__ = [
     "NOT_AVAILABLE",
     "environment",
-    "file_sha256",
     "model_info",
     "plot_engine_bench",
     "plot_pipeline_bench",
@@ -118,26 +117,18 @@ def environment() -> dict[str, Any]:
     return {"versions": versions, "device": device}
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def model_info(path: str | Path) -> dict[str, Any]:
     """{"path", "name", "sha256", "size_bytes"} of a model file (TensorRT engines: also their JSON sidecar)."""
     p = Path(path)
     info: dict[str, Any] = {
         "path": str(p),
         "name": p.name,
-        "sha256": file_sha256(p),
+        "sha256": sha256_file(p),
         "size_bytes": p.stat().st_size,
     }
     sidecar = p.with_suffix(p.suffix + ".json")
     if sidecar.is_file():
-        info["sidecar_sha256"] = file_sha256(sidecar)
+        info["sidecar_sha256"] = sha256_file(sidecar)
     return info
 
 

@@ -22,6 +22,7 @@ from edgedet.config import (
     RunConfig,
     TrackCommandConfig,
     build_config,
+    options_of,
 )
 from edgedet.convert.api import ConvertConfig
 from edgedet.errors import OUTPUTS_INCOMPLETE_EXIT_CODE, ConfigError, EdgedetError
@@ -78,6 +79,10 @@ options.
 @app.command("run", help=_RUN_HELP)
 @with_options(RunConfig)
 def run_cmd(
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", "-s", help=options_of(RunConfig)["source"][0].help),
+    ] = None,
     camera: Annotated[
         str | None, typer.Option("--camera", help="Camera index (0) or device (/dev/video0).")
     ] = None,
@@ -88,13 +93,17 @@ def run_cmd(
     **options: Any,
 ) -> None:
     from edgedet.errors import ConfigError
+    from edgedet.multistream import is_multistream
     from edgedet.pipeline import build_pipeline
 
-    if options["source"] is not None and camera is not None:
+    if source and camera is not None:
         raise ConfigError("--source and --camera both name the input: pass only one")
     if camera is not None:
-        options["source"] = camera
-    cfg = build_config(RunConfig, config, **options)
+        source = [camera]
+    cfg = build_config(RunConfig, config, **options, source=source[0] if source else None)
+    if is_multistream(source or [cfg.source]):
+        _run_streams(cfg, source or [cfg.source], json_out)
+        return
     pipeline = build_pipeline(cfg)
     tracking = "no tracking"
     if cfg.track:
@@ -112,6 +121,31 @@ def run_cmd(
         raise typer.Exit(OUTPUTS_INCOMPLETE_EXIT_CODE)
     if summary.stopped_by in ("SIGINT", "SIGTERM"):
         raise typer.Exit(130 if summary.stopped_by == "SIGINT" else 143)
+
+
+def _run_streams(cfg: RunConfig, sources: list[str], json_out: Path | None) -> None:
+    """`run` with several sources: one model, frames batched across streams (edgedet.multistream)."""
+    from edgedet.multistream import build_multistream, stream_names, stream_uris
+
+    uris = stream_uris(sources)
+    runner = build_multistream(
+        cfg,
+        uris,
+        batch_window_s=cfg.batch_window_ms / 1e3 if cfg.batch_window_ms is not None else None,
+        max_batch=cfg.max_batch,
+    )
+    listing = ", ".join(f"{n}={u}" for n, u in zip(stream_names(uris), uris, strict=True))
+    _echo(f"edgedet run: {len(uris)} streams ({listing}) -> {runner.detector.description}; Ctrl-C to stop")
+    summary = runner.run()
+    _echo(summary.format())
+    if json_out is not None:
+        json_out.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    if summary.incomplete_outputs:
+        raise typer.Exit(OUTPUTS_INCOMPLETE_EXIT_CODE)
+    if summary.stopped_by in ("SIGINT", "SIGTERM"):
+        raise typer.Exit(130 if summary.stopped_by == "SIGINT" else 143)
+    if len(summary.failed_streams) == len(summary.streams):
+        raise typer.Exit(1)  # nothing ran: every stream failed (each is named above)
 
 
 # --- track ------------------------------------------------------------------------------------------------------
@@ -175,18 +209,26 @@ def convert_cmd(
         _echo(note)
 
 
-@app.command("info", help="Show a model's spec, inputs/outputs, precision and provenance (.onnx or engine).")
+@app.command(
+    "info",
+    help="Show a model's spec, inputs/outputs, precision and provenance (.onnx, engine or .pt checkpoint).",
+)
 def info_cmd(
-    path: Annotated[Path, typer.Argument(help=".onnx file, engine, or engine sidecar .json")],
+    path: Annotated[Path, typer.Argument(help=".onnx file, engine, engine sidecar .json, or .pt checkpoint")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     from edgedet.convert.info import describe, format_summary
 
-    info = describe(path)
+    if path.suffix.lower() in (".pt", ".pth"):  # a checkpoint: read, not converted
+        from edgedet.convert.adapters import checkpoint_info as ckpt
+
+        info, summary = ckpt.describe_checkpoint(path), ckpt.format_checkpoint_summary
+    else:
+        info, summary = describe(path), format_summary
     if json_out:
         _echo(json.dumps(info, indent=2, default=str))
         return
-    _echo("\n".join(format_summary(info)))
+    _echo("\n".join(summary(info)))
 
 
 # --- bench ------------------------------------------------------------------------------------------------------
@@ -400,6 +442,46 @@ def eval_mot_cmd(
     if json_out is not None:
         write_json(report, json_out)
         _print([f"wrote {json_out}"])
+
+
+# --- export -----------------------------------------------------------------------------------------------------
+
+export_app = typer.Typer(help="Package a model for a serving system.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command(
+    "triton",
+    help="Write a Triton Inference Server model repository (config.pbtxt validated with Triton's schema and "
+    "checked against the model's inputs and outputs). Serve it, then run with --backend triton "
+    "--model grpc://HOST:8001/NAME.",
+)
+def export_triton_cmd(
+    model: Annotated[Path, typer.Argument(help="The .onnx model (edgedet convert; --dynamic for batching).")],
+    repo: Annotated[Path, typer.Option("--repo", help="Model repository folder (created).")],
+    name: Annotated[str | None, typer.Option(help="Model name in Triton (default: the file's stem).")] = None,
+    max_batch_size: Annotated[int, typer.Option(help="Dynamic-batch models: the largest batch.")] = 8,
+    max_queue_delay_us: Annotated[
+        int, typer.Option(help="Dynamic batching: microseconds to wait to fill a batch.")
+    ] = 2000,
+    instances: Annotated[int, typer.Option(help="Model instances.")] = 1,
+    kind: Annotated[str, typer.Option(help="KIND_GPU | KIND_CPU")] = "KIND_GPU",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder.")] = False,
+    nms: Annotated[
+        bool,
+        typer.Option("--nms", help="Decode + NMS on the server: only detections travel (batch-1 models)."),
+    ] = False,
+    conf: Annotated[float, typer.Option(help="--nms: confidence threshold.")] = 0.25,
+    iou: Annotated[float, typer.Option(help="--nms: NMS IoU threshold.")] = 0.45,
+    max_det: Annotated[int, typer.Option(help="--nms: most detections per frame.")] = 300,
+) -> None:
+    from edgedet.convert.triton import describe, export_triton
+
+    export = export_triton(
+        model, repo, name=name, max_batch_size=max_batch_size, max_queue_delay_us=max_queue_delay_us,
+        instances=instances, kind=kind, overwrite=overwrite, nms=nms, conf=conf, iou=iou, max_det=max_det,
+    )  # fmt: skip
+    _echo(describe(export))
 
 
 # --- errors and entry points -------------------------------------------------------------------------------------

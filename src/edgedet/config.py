@@ -283,7 +283,9 @@ class RunConfig(_Options):
     # source
     source: str = option(
         "demo",
-        "demo | video file | image folder/glob | rtsp://... | GStreamer pipeline | synthetic",
+        "demo | video file | image folder/glob | rtsp://... | GStreamer pipeline | synthetic. Repeat it, or name a "
+        ".streams file (one source a line), to run several streams through one model; output paths then take "
+        "{stream} (s0, s1, ...).",
         flags=("--source", "-s"),
     )
     realtime: bool | None = option(
@@ -299,12 +301,25 @@ class RunConfig(_Options):
     give_up_s: float = option(
         30.0, "Live: end the run after this long without a frame.", check=_positive, stage="source"
     )
-    max_frames: int | None = option(None, "Stop after this many frames.", check=_at_least(1))
+    max_frames: int | None = option(None, "Stop after this many frames (each stream's).", check=_at_least(1))
+    batch_window_ms: float | None = option(
+        None,
+        "Several sources: wait this long after the first ready frame for the others' frames before one "
+        "inference call (default: a quarter of the fastest stream's frame period).",
+        check=_at_least(0),
+    )
+    max_batch: int | None = option(
+        None, "Several sources: the most frames per inference call (default: all ready ones).", check=_at_least(1)
+    )
     # detector: backend
     model: str | None = option(
         None, "ONNX model or engine (default: the bundled demo).", flags=("--model", "-m")
     )
-    backend: str = option("onnxruntime", "onnxruntime | tensorrt | a plugin's name.", stage="backend")
+    backend: str = option(
+        "onnxruntime",
+        "onnxruntime | tensorrt | triton (--model grpc://HOST:PORT/NAME or http://...) | a plugin's name.",
+        stage="backend",
+    )
     device: str = option("cpu", "cpu | cuda | tensorrt (ONNX Runtime provider)", stage="backend")
     threads: int = option(
         0, "CPU inference threads (0 = library default).", check=_at_least(0), stage="backend"

@@ -26,6 +26,7 @@ BACKENDS: Registry[type[Backend]] = Registry(
     {
         "onnxruntime": "edgedet.backends.onnxruntime:OnnxRuntimeBackend",
         "tensorrt": "edgedet.backends.tensorrt:TensorRTBackend",
+        "triton": "edgedet.backends.triton:TritonBackend",
     },
     contract="a backend entry is a class Backend(model_path: Path, config: BackendConfig) with infer() and close()",
     adapt=_adapt,

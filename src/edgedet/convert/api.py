@@ -35,6 +35,10 @@ def _parse_imgsz(text: str) -> int | tuple[int, int]:
     return h if h == w else (h, w)
 
 
+#: the largest batch of an engine built from a --dynamic export when --batch is not given
+DEFAULT_ENGINE_BATCH = 8
+
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """One field per `edgedet convert` flag, declared with `edgedet.config.option` (flag, help, YAML key).
@@ -54,6 +58,11 @@ class ConvertConfig:
     names: str | None = option(None, "Class names file (one per line) or dataset yaml.")
     opset: int = option(19, "ONNX opset.")
     dynamic: bool = option(False, "Dynamic batch dimension.", flags="--dynamic")
+    batch: int | None = option(
+        None,
+        "With --dynamic --engine: the engine's largest batch (profile 1..N, tuned for N; default 8). Run it "
+        "with --max-batch N.",
+    )
     simplify: bool = option(True, "Simplify with onnxslim.", flags="--simplify/--no-simplify")
     fp16: bool = option(False, "Also write an FP16 ONNX.", flags="--fp16")
     int8: bool = option(False, "Also write an INT8 (Q/DQ) ONNX; needs --calib.", flags="--int8")
@@ -75,6 +84,16 @@ class ConvertConfig:
     output: str | None = option(None, "Output folder (default: beside the input).", flags=("--output", "-o"))
     json: bool = option(False, "Print a JSON summary.", flags="--json")
     parity_inputs: int = option(4, "Real-looking inputs the ONNX is checked against PyTorch on.", cli=False)
+    loader: str = option(
+        "auto",
+        "Ultralytics .pt reader: auto | builtin (edgedet's own, no ultralytics needed) | ultralytics (the "
+        "installed package).",
+    )
+    one2many: bool = option(
+        False,
+        "YOLOv10/YOLO26: export the one-to-many head (NMS in run) instead of the NMS-free one.",
+        flags="--one2many",
+    )
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,13 @@ def validate(config: ConvertConfig) -> None:
         raise ConfigError(
             "--dynamic cannot be combined with --int8 (quantization needs a fixed batch); drop one"
         )
+    if config.loader not in ("auto", "builtin", "ultralytics"):
+        raise ConfigError(f"--loader {config.loader!r} is unknown; use auto, builtin or ultralytics")
+    if config.batch is not None and (config.batch < 1 or not config.dynamic):
+        raise ConfigError(
+            f"--batch {config.batch}: the engine batch goes with a dynamic-batch export: add --dynamic and use "
+            "a batch of 1 or more"
+        )
     if config.imgsz is not None:
         hw = _imgsz(config.imgsz)
         if min(hw) < 32 or max(hw) > 4096:
@@ -263,7 +289,10 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
         artifacts.append(_artifact(fp32_path, "fp32", time.perf_counter() - t0, None))
     else:
         loaded = _load(kind, config, names)
-        hw = _imgsz(config.imgsz) if config.imgsz is not None else (640, 640)
+        if loaded.extra.get("fallback_note"):
+            run.note(str(loaded.extra["fallback_note"]))
+        # default size: the one the model was trained at (Ultralytics checkpoints record it), else 640
+        hw = _imgsz(config.imgsz if config.imgsz is not None else loaded.extra.get("train_imgsz") or 640)
         spec = ModelSpec(
             input_hw=hw,
             output_format=config.format or loaded.output_format,
@@ -280,6 +309,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
             simplify=config.simplify,
             source=None if kind == "module" else config.source,
             provenance={"loader": kind}
+            | {k: str(v) for k, v in loaded.extra.items() if k in _PROVENANCE_EXTRA and v is not None}
             | (
                 {"weights": Path(config.weights).name, "weights_sha256": sha256_file(config.weights)}
                 if config.weights
@@ -315,7 +345,9 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
     if config.engine:
         best = artifacts[-1].path  # the last, most compressed precision requested
         precision = artifacts[-1].precision
-        engine_art = _engine(best, precision, paths, run)
+        engine_art = _engine(
+            best, precision, paths, run, (config.batch or DEFAULT_ENGINE_BATCH) if config.dynamic else None
+        )
         if engine_art is not None:
             artifacts.append(engine_art)
 
@@ -323,7 +355,15 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertR
     return ConvertResult(final_spec, tuple(artifacts), tuple(run.notes), time.perf_counter() - t_start)
 
 
+# LoadedModel.extra keys worth keeping in the ONNX provenance (Ultralytics: which family, head, loader)
+_PROVENANCE_EXTRA = ("family", "task", "head", "train_imgsz", "ultralytics_version", "weights_from")
+
+
 def _load(kind: str, config: ConvertConfig, names: tuple[str, ...] | None) -> Any:
+    if config.one2many and kind != "ultralytics":
+        raise ConfigError(
+            "--one2many applies to Ultralytics end-to-end checkpoints (YOLOv10, YOLO26); drop it"
+        )
     if kind == "yolov5":
         from edgedet.convert.adapters.yolov5 import load_yolov5
 
@@ -331,7 +371,7 @@ def _load(kind: str, config: ConvertConfig, names: tuple[str, ...] | None) -> An
     if kind == "ultralytics":
         from edgedet.convert.adapters.ultralytics import load_ultralytics
 
-        return load_ultralytics(config.source)
+        return load_ultralytics(config.source, loader=config.loader, one2many=config.one2many)
     if kind == "module":
         from edgedet.convert.adapters.module_factory import load_module_factory
 
@@ -463,12 +503,16 @@ def _int8(
     return _artifact(out, "int8", time.perf_counter() - t0, None, gate=verdict(gate))
 
 
-def _engine(onnx_path: Path, precision: str, paths: dict[str, Path], run: _Run) -> Artifact | None:
+def _engine(
+    onnx_path: Path, precision: str, paths: dict[str, Path], run: _Run, max_batch: int | None = None
+) -> Artifact | None:
+    """Build the TensorRT engine; max_batch: for a dynamic-batch ONNX, the profile's largest (and tuned) batch."""
     from edgedet.backends.engine_build import build_engine
 
     t0 = time.perf_counter()
     try:
-        result = build_engine(onnx_path, paths["engine"], progress=run.say)
+        dynamic_batch = (1, max_batch, max_batch) if max_batch is not None else None
+        result = build_engine(onnx_path, paths["engine"], progress=run.say, dynamic_batch=dynamic_batch)
     except MissingDependencyError as exc:
         run.note(f"{exc}; {ENGINE_DEFERRED}")
         return None

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgedet.errors import ConfigError, DataError, ModelError
+from edgedet.datasets import read_image
+from edgedet.errors import ConfigError, ModelError
 from edgedet.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,6 @@ def collect_ranges(
     progress(done, total) is called after every image; an INFO log line with the ETA is written every few
     seconds.
     """
-    import cv2
     import onnx
 
     from edgedet.preprocess import Preprocessor
@@ -315,10 +315,7 @@ def collect_ranges(
     total = len(images)
     report: ProgressFn = progress if progress is not None else ProgressLine("calibration", log.info)
     for i, path in enumerate(images):
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(f"cannot read calibration image {path}; remove it or pass another folder")
-        tensor, _ = pre(img)  # type: ignore[arg-type]  # cv2 stubs type imread loosely
+        tensor, _ = pre(read_image(path))
         outs = sess.run(None, {spec.input_name: np.ascontiguousarray(tensor, np.float32)})
         for name, value in zip(out_names, outs, strict=True):
             if name in wanted:

@@ -266,7 +266,9 @@ def format_summary(info: dict[str, Any]) -> list[str]:
         lines.append(summary_row("input", f"{spec.get('input_name')} {hw}"))
         lines.append(summary_row("output", f"format {spec.get('output_format')}"))
     lines.append(summary_row("classes", format_classes(spec.get("class_names") or [])))
-    lines.append(summary_row("provenance", format_provenance(info.get("provenance") or {}, info.get("metadata"))))
+    lines.append(
+        summary_row("provenance", format_provenance(info.get("provenance") or {}, info.get("metadata")))
+    )
     if info.get("kind") == "onnx":
         graph = f"opset {info.get('opset')}, IR {info.get('ir_version')}"
         if info.get("producer"):
@@ -277,7 +279,9 @@ def format_summary(info: dict[str, Any]) -> list[str]:
         lines.append(summary_row("graph", graph))
         if not info.get("has_edgedet_spec"):
             lines.append(
-                summary_row("spec", "read from the exporter's metadata (no edgedet spec; run takes --format/--names)")
+                summary_row(
+                    "spec", "read from the exporter's metadata (no edgedet spec; run takes --format/--names)"
+                )
             )
     engine = info.get("engine")
     if isinstance(engine, dict):

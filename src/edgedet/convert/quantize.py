@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from edgedet.convert.export_onnx import drop_initializer_inputs
 from edgedet.errors import ConfigError, ModelError
-from edgedet.spec import SPEC_KEY, ModelSpec
+from edgedet.spec import SPEC_KEY, ModelSpec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +145,8 @@ def _prepare_model(fp32_onnx: Path, work: Path) -> tuple[Path, Any]:
         )
         model = version_converter.convert_version(model, MIN_OPSET)
     # initializers listed as inputs block constant folding (older exporters write them)
-    init_names = {i.name for i in model.graph.initializer}
-    keep = [i for i in model.graph.input if i.name not in init_names]
-    if len(keep) != len(model.graph.input):
-        del model.graph.input[:]
-        model.graph.input.extend(keep)
+    drop_initializer_inputs(model)
+    keep = list(model.graph.input)
     plain = work / "fp32.onnx"
     onnx.save(model, str(plain))
     dims = [d for d in keep[0].type.tensor_type.shape.dim] if keep else []
@@ -227,14 +225,6 @@ def needs_reduce_range(cpuinfo: str | None = None) -> bool:
     if not flags:
         return False
     return "avx2" in flags and not ({"avx512_vnni", "avx_vnni"} & flags)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def quantize_int8_detailed(
@@ -391,7 +381,7 @@ def _write_spec(
     provenance = dict(spec.provenance)
     provenance.update(
         {
-            "fp32_sha256": _sha256(source),
+            "fp32_sha256": sha256_file(source),
             "quantizer": "onnxruntime.quantize_static QDQ",
             "calibration": json.dumps(
                 {

@@ -242,6 +242,8 @@ def compare(
                     f"output {name}: {candidate_name} has shape {c.shape}, {reference_name} has {r.shape}; "
                     "check --imgsz and --format"
                 )
+            if output_format == "end2end" and r.ndim == 3 and r.shape[-1] == 6:
+                c = align_end2end_rows(r, c, atol)
             shape = tuple(int(d) for d in r.shape)
             diff = np.abs(c - r)
             if not np.isfinite(c).all():
@@ -256,6 +258,34 @@ def compare(
             worst = max(worst, float((diff / (atol_arr + rtol * np.abs(r))).max(initial=0.0)))
         errors.append(OutputError(name, shape, max_abs, max_rel, worst))
     return ParityReport(reference_name, candidate_name, len(reference), rtol, atol, tuple(errors), box_atol)
+
+
+def align_end2end_rows(
+    reference: npt.NDArray[np.float64], candidate: npt.NDArray[np.float64], score_atol: float
+) -> npt.NDArray[np.float64]:
+    """Reorder the candidate's rows of an NMS-free output [B, K, 6] (x1, y1, x2, y2, score, class) to match
+    the reference's, each reference row taking the nearest candidate row of the same class.
+
+    Row order carries no meaning (decoding keeps every row above the threshold), and near-equal scores swap
+    places under float noise, so an element-wise comparison would fail a correct export. Reference rows whose
+    score is within `score_atol` of the K-th (lowest kept) score may legitimately be absent from the candidate
+    (a near-tie at the cut-off): those without a candidate row within `_CUTOFF_MATCH` (pixels and score) are
+    compared with themselves; every other row is compared with its match."""
+    out = np.empty_like(candidate)
+    for b in range(reference.shape[0]):
+        r, c = reference[b], candidate[b]
+        dist = np.abs(r[:, None, :5] - c[None, :, :5]).max(axis=-1)
+        dist[r[:, None, 5] != c[None, :, 5]] = np.inf
+        matched = c[np.argmin(dist, axis=1)]
+        dropped = (r[:, 4] <= r[:, 4].min() + score_atol) & (dist.min(axis=1) > _CUTOFF_MATCH)
+        matched[dropped] = r[dropped]
+        out[b] = matched
+    return out
+
+
+# A row at the score cut-off counts as present in the other output when a same-class row lies this close
+# (input pixels for boxes); a different detection is further away.
+_CUTOFF_MATCH = 1.0
 
 
 def check_parity(

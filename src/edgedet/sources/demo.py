@@ -119,7 +119,10 @@ class DemoSource(Source):
         worker.start()
         try:
             while not self._stop.is_set() and (limit is None or self._delivered < limit):
-                item = frames.get()
+                try:
+                    item = frames.get(timeout=0.1)
+                except queue.Empty:
+                    continue  # re-check the stop flag: close() from another thread ends the iteration
                 if item is None:
                     return
                 if isinstance(item, BaseException):
