@@ -125,12 +125,12 @@ def test_real_model_on_real_video(tmp_path):
 
 
 def test_tracker_boxes_are_clipped_to_the_frame():
-    from edgedet.pipeline import _inside
+    from edgedet.overlap import inside_frame
     from edgedet.types import Detections
 
     d = Detections(
         np.array([[-5, 10, 20, 30], [300, 10, 330, 40], [10, 90, 30, 174]]), [0.9] * 3, [0] * 3, [1, 2, 3]
     )
-    got = _inside(d, (120, 160))
+    got = inside_frame(d, (120, 160))
     np.testing.assert_array_equal(got.track_id, [1, 3])  # track 2 lies wholly outside the 160 px width
     np.testing.assert_allclose(got.xyxy, [[0, 10, 20, 30], [10, 90, 30, 120]])

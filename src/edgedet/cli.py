@@ -109,7 +109,10 @@ def run_cmd(
     if cfg.track:
         tracking = cfg.tracker.upper() if cfg.tracker == "sort" else cfg.tracker
         tracking += " + camera-motion compensation" if pipeline.cmc is not None else ""
-    _echo(f"edgedet run: {cfg.source} -> {pipeline.detector.description} -> {tracking}; Ctrl-C to stop")
+    runtime = "stages overlapped" if pipeline.overlap else "one frame at a time"
+    _echo(
+        f"edgedet run: {cfg.source} -> {pipeline.detector.description} -> {tracking}; {runtime}; Ctrl-C to stop"
+    )
     summary = pipeline.run()
     _echo(summary.format())
     if json_out is not None:

@@ -174,6 +174,14 @@ def parse_imgsz(text: str | None) -> tuple[int, int] | None:
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's limit): the count the
+    ONNX Runtime core budget uses."""
+    from edgedet.backends.onnxruntime import available_cores
+
+    return available_cores()
+
+
 # --- option groups shared by several commands (declared once, used by each) ------------------------------------
 
 
@@ -358,6 +366,13 @@ class RunConfig(_Options):
     detect_every: int = _detect_every()
     target_fps: float | None = _target_fps()
     max_interval: int = _max_interval()
+    # runtime
+    overlap: str = option(
+        "auto",
+        "Stages on their own threads, host work beside inference: auto (on with 2+ cores) | on | off (one "
+        "frame at a time, for debugging).",
+        check=_one_of("auto", "on", "off"),
+    )
     # sinks
     show: bool = option(False, "Show a window with boxes and IDs.", flags="--show", stage="sink")
     save_video: str | None = option(None, "Annotated mp4 (= --sink video:PATH).", stage="sink")
@@ -472,6 +487,14 @@ class RunConfig(_Options):
         self.geo_config.validate()
         self.link_config.validate()  # the addresses, before anything opens
         return self
+
+    @property
+    def overlap_on(self) -> bool:
+        """Whether the run uses the overlapped runtime: --overlap on/off, or for auto, when this process may
+        use 2 or more cores (with one core the stage threads would only take turns on it)."""
+        if self.overlap != "auto":
+            return self.overlap == "on"
+        return usable_cores() >= 2
 
     @property
     def geo_config(self) -> Any:

@@ -31,7 +31,8 @@ import numpy as np
 from edgedet.config import RunConfig, apply_demo_defaults
 from edgedet.detector import Detector
 from edgedet.errors import ConfigError, EdgedetError
-from edgedet.pipeline import _inside, resolve_model
+from edgedet.overlap import inside_frame
+from edgedet.pipeline import resolve_model
 from edgedet.preprocess import Preprocessor
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Sink, Source, Tracker
@@ -494,11 +495,11 @@ class MultiStreamRunner:
                 stage_ms["postprocess"] = (time.perf_counter_ns() - t) / 1e6
                 t = time.perf_counter_ns()
                 if parts.tracker is not None:
-                    dets = _inside(step(parts.tracker, frame.timestamp_s, dets, warp), frame.hw)
+                    dets = inside_frame(step(parts.tracker, frame.timestamp_s, dets, warp), frame.hw)
                 s.summary.detector_runs += 1
             else:
                 assert parts.tracker is not None  # skipping needs tracking (check_stage_combination)
-                dets = _inside(step(parts.tracker, frame.timestamp_s, warp=warp), frame.hw)
+                dets = inside_frame(step(parts.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 s.summary.track_only_frames += 1
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
             t = time.perf_counter_ns()

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from edgedet.boxes import clip_xyxy
 from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combination
 from edgedet.detector import Detector
 from edgedet.errors import ConfigError
+from edgedet.overlap import STAGES_BESIDE_INFERENCE, OverlappedLoop, inside_frame
 from edgedet.profiling import LatencyStats, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
@@ -50,6 +50,7 @@ class RunSummary:
     detector_runs: int = 0
     track_only_frames: int = 0
     source_stats: SourceStats = field(default_factory=SourceStats)  # the source's counters at the end
+    overlap: bool = False  # the run used the overlapped runtime (--overlap on)
     stopped_by: str = "end of source"
     latency: dict[str, LatencyStats] = field(default_factory=dict)
     lost_outputs: dict[str, int] = field(default_factory=dict)
@@ -94,6 +95,7 @@ class RunSummary:
             "detector_runs": self.detector_runs,
             "track_only_frames": self.track_only_frames,
             "dropped_frames": self.dropped_frames,
+            "overlap": self.overlap,
             "reconnects": self.reconnects,
             "stalls": self.stalls,
             "downtime_s": round(self.downtime_s, 3),
@@ -141,7 +143,8 @@ class Pipeline:
     without tracking (then every frame must be a detector frame and there is no camera-motion compensation).
     cmc: image -> 2x3 warp (previous frame -> this one) or None, called on every frame. paced: the source
     waits for its frame times (--realtime), which the scheduler must not count as work. outputs: the files the
-    sinks write, listed in the summary.
+    sinks write, listed in the summary. overlap: run the stages on their own threads (`edgedet.overlap`);
+    False runs today's sequential loop, one frame at a time on the calling thread.
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class Pipeline:
         cmc: Callable[[np.ndarray, float], np.ndarray | None] | None = None,
         paced: bool = False,
         outputs: Sequence[str] = (),
+        overlap: bool = False,
         geo: Callable[[Frame, Detections], GroundPositions] | None = None,
     ) -> None:
         self.source = source
@@ -174,6 +178,9 @@ class Pipeline:
         # live source, and must not count as frame cost for the target-FPS scheduler.
         self.paced = paced
         self.outputs = list(outputs)
+        self.overlap = overlap
+        #: the overlapped loop of the last run (its queues show depths, drops, high-water marks), or None
+        self.overlapped: OverlappedLoop | None = None
         self.timer = StageTimer()
         self._stop_reason: str | None = None
         self._waiting_for_frame = False
@@ -182,9 +189,16 @@ class Pipeline:
     def backend(self) -> Backend:
         return self.detector.backend
 
-    def request_stop(self, reason: str = "request") -> None:
-        """Ask the loop to finish after the current frame (thread-safe: it only sets a value)."""
-        self._stop_reason = reason
+    def request_stop(self, reason: str = "request", keep_first: bool = False) -> None:
+        """Ask the loop to finish after the current frame (thread-safe: it only sets a value). keep_first:
+        leave an earlier reason in place."""
+        if not (keep_first and self._stop_reason is not None):
+            self._stop_reason = reason
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run is stopping (a signal name, "max frames", ...), or None while it runs."""
+        return self._stop_reason
 
     # --- the loop -------------------------------------------------------------------------------------------
 
@@ -194,7 +208,12 @@ class Pipeline:
         t_start = time.perf_counter()
         try:
             with self.detector:
-                self._loop(summary)
+                if self.overlap:
+                    summary.overlap = True
+                    self.overlapped = OverlappedLoop(self)
+                    self.overlapped.run(summary)
+                else:
+                    self._loop(summary)
         except _Stop:
             pass
         finally:
@@ -244,7 +263,7 @@ class Pipeline:
             else:
                 t = time.perf_counter_ns()
                 assert self.tracker is not None  # guaranteed by __init__
-                dets = _inside(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
+                dets = inside_frame(step(self.tracker, frame.timestamp_s, warp=warp), frame.hw)
                 stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
                 summary.track_only_frames += 1
             geo = None
@@ -285,7 +304,7 @@ class Pipeline:
         stage_ms.update(times.as_stage_ms())
         if self.tracker is not None:
             t = time.perf_counter_ns()
-            dets = _inside(step(self.tracker, frame.timestamp_s, dets, warp), frame.hw)
+            dets = inside_frame(step(self.tracker, frame.timestamp_s, dets, warp), frame.hw)
             stage_ms["track"] = (time.perf_counter_ns() - t) / 1e6
         return dets
 
@@ -332,16 +351,6 @@ class Pipeline:
         self.source.close()
 
 
-def _inside(dets: Detections, hw: tuple[int, int]) -> Detections:
-    """Clip the tracker's boxes to the frame and drop those left with no area: a predicted box can coast
-    past the edge after its object has left."""
-    if not len(dets):
-        return dets
-    xyxy = clip_xyxy(dets.xyxy, hw)
-    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    return Detections(xyxy[keep], dets.confidence[keep], dets.class_id[keep], dets.track_id[keep])
-
-
 # --- building from options ----------------------------------------------------------------------------------
 
 
@@ -371,9 +380,11 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     scheduler = config.scheduler
     tracker_factory = TRACKERS.get(config.tracker) if config.track else None  # an unknown name fails here
     names = read_names_file(config.names) if config.names else None
-    # The sequential loop runs one stage thread beside inference (the source's capture/render thread): the
-    # ONNX Runtime thread budget leaves it a core.
-    backend_config = dataclasses.replace(config.backend_config(names), stages_beside=1)
+    # Stage threads busy while the model infers, for ONNX Runtime's thread budget: the overlapped loop's
+    # capture, prepare, track and sink threads; the sequential loop's one (the source's capture/render thread).
+    overlap = config.overlap_on
+    beside = STAGES_BESIDE_INFERENCE if overlap else 1
+    backend_config = dataclasses.replace(config.backend_config(names), stages_beside=beside)
     detector = open_detector(
         resolve_model(config), backend_config, config.postprocess_config, classes=config.classes
     )
@@ -405,6 +416,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         paced=bool(config.realtime),
         outputs=[*output_files(sink_config), *link_outputs],
         geo=geo.locator if geo is not None else None,
+        overlap=overlap,
     )
 
 

@@ -38,7 +38,9 @@ class FakeCuda:
         self.kinds: dict[int, str] = {}  # address -> "device" | "host" | "host-mapped"
         self.calls: list[tuple[Any, ...]] = []
         self.streams: set[int] = set()
+        self.events: set[int] = set()
         self._next_stream = 0x51
+        self._next_event = 0xE0
 
     def _alloc(self, nbytes: int, kind: str) -> int:
         buf = (ctypes.c_ubyte * nbytes)()
@@ -100,6 +102,23 @@ class FakeCuda:
 
     def memcpy_dtoh_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
         self._copy("dtoh", dst, src, nbytes, stream, "host", "device")
+
+    # Copies and kernels run when queued (this "device" is the host), so an event is complete once recorded.
+    def event_create(self) -> int:
+        self._next_event += 1
+        self.events.add(self._next_event)
+        return self._next_event
+
+    def event_record(self, event: int, stream: int) -> None:
+        assert event in self.events and stream in self.streams
+        self.calls.append(("record", event, stream))
+
+    def event_synchronize(self, event: int) -> None:
+        assert event in self.events
+        self.calls.append(("wait", event))
+
+    def event_destroy(self, event: int) -> None:
+        self.events.remove(event)
 
     def live(self) -> int:
         return len(self.blocks)

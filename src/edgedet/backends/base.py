@@ -53,6 +53,12 @@ class Backend(ABC):
 
     spec: ModelSpec
     model_path: Path
+    #: how many `submit` calls may be outstanding before `collect`: 1 for runtimes that infer on the calling
+    #: thread (ONNX Runtime on the CPU), 2 for TensorRT (the engine runs one while the host prepares the next)
+    max_in_flight: int = 1
+    #: True when `infer`/`collect` return buffers the backend overwrites later (copy what you keep); False
+    #: when every call returns new arrays (ONNX Runtime), which saves the pipelined runtime a copy
+    reuses_outputs: bool = True
 
     def __init__(self, model_path: Path, config: BackendConfig | None = None) -> None:
         self.model_path = Path(model_path)
@@ -68,6 +74,21 @@ class Backend(ABC):
 
     @abstractmethod
     def infer(self, tensor: npt.NDArray[np.float32]) -> Sequence[npt.NDArray[np.floating]]: ...
+
+    def submit(self, tensor: npt.NDArray[np.float32]) -> Any:
+        """Start inference on `tensor` and return a handle for `collect`; the pipelined runtime's verb pair.
+
+        At most `max_in_flight` submits are outstanding, collected in submit order; `tensor` stays untouched
+        until its collect returns. This default runs `infer` at once on the calling thread (the runtime calls
+        it from its own inference thread), so every backend has the pair; TensorRT overrides it to queue the
+        work on a CUDA stream and return.
+        """
+        return self.infer(tensor)
+
+    def collect(self, handle: Any) -> Sequence[npt.NDArray[np.floating]]:
+        """The outputs of the `submit` that returned `handle` (blocks until they are ready); buffers as `infer`'s."""
+        outputs: Sequence[npt.NDArray[np.floating]] = handle
+        return outputs
 
     @abstractmethod
     def close(self) -> None: ...

@@ -102,6 +102,20 @@ class CudaApi(Protocol):
 
     def memcpy_dtoh_async(self, dst: int, src: int, nbytes: int, stream: int) -> None: ...
 
+    def event_create(self) -> int:
+        """A CUDA event without timing (the cheapest kind): marks a point in a stream's work."""
+        ...
+
+    def event_record(self, event: int, stream: int) -> None:
+        """Mark `event` after the work queued on `stream` so far."""
+        ...
+
+    def event_synchronize(self, event: int) -> None:
+        """Block until the work before `event`'s last record has finished."""
+        ...
+
+    def event_destroy(self, event: int) -> None: ...
+
 
 # --------------------------------------------------------------------------------------------- sizing
 
@@ -279,6 +293,19 @@ class CudaPythonApi:
         kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._check(self._rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync(device->host)")
 
+    def event_create(self) -> int:
+        flags = self._rt.cudaEventDisableTiming
+        return int(self._check(self._rt.cudaEventCreateWithFlags(flags), "cudaEventCreateWithFlags"))
+
+    def event_record(self, event: int, stream: int) -> None:
+        self._check(self._rt.cudaEventRecord(event, stream), "cudaEventRecord")
+
+    def event_synchronize(self, event: int) -> None:
+        self._check(self._rt.cudaEventSynchronize(event), "cudaEventSynchronize")
+
+    def event_destroy(self, event: int) -> None:
+        self._check(self._rt.cudaEventDestroy(event), "cudaEventDestroy")
+
 
 # --------------------------------------------------------------------------------------------- pycuda
 
@@ -307,6 +334,7 @@ class PyCudaApi:
         self._device_allocs: dict[int, Any] = {}
         self._host_allocs: dict[int, Any] = {}  # address -> pycuda page-locked ndarray
         self._streams: dict[int, Any] = {}
+        self._events: dict[int, Any] = {}
 
     def device_info(self) -> DeviceInfo:
         attr = self._drv.device_attribute
@@ -354,6 +382,21 @@ class PyCudaApi:
 
     def memcpy_dtoh_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
         self._drv.memcpy_dtoh_async(self._host_allocs[dst][:nbytes], src, self._streams[stream])
+
+    def event_create(self) -> int:
+        event = self._drv.Event(self._drv.event_flags.DISABLE_TIMING)
+        key = id(event)  # pycuda does not expose the CUevent handle; the object is kept by this key
+        self._events[key] = event
+        return key
+
+    def event_record(self, event: int, stream: int) -> None:
+        self._events[event].record(self._streams[stream])
+
+    def event_synchronize(self, event: int) -> None:
+        self._events[event].synchronize()
+
+    def event_destroy(self, event: int) -> None:
+        self._events.pop(event, None)
 
     def close(self) -> None:
         """Pop the primary context pushed in __init__."""

@@ -114,6 +114,8 @@ def _dims(shape: Sequence[Any]) -> tuple[int | str | None, ...]:
 
 
 class OnnxRuntimeBackend(Backend):
+    reuses_outputs = False  # session.run returns new arrays on every call
+
     def __init__(self, model_path: Path, config: BackendConfig | None = None) -> None:
         import onnxruntime as ort
 

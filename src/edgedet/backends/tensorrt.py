@@ -10,7 +10,10 @@ refused before TensorRT sees the bytes, with a message naming both sides and the
 
 Memory (all CUDA calls live in `cuda_mem`): one page-locked host buffer and one device buffer per I/O tensor,
 one CUDA stream; `infer` queues host->device copies, `execute_async_v3`, device->host copies, then synchronises
-the stream before returning, so a caller timing `infer` measures the whole inference. With `memory="mapped"`
+the stream before returning, so a caller timing `infer` measures the whole inference. The pipelined runtime
+uses `submit`/`collect` instead: two buffer sets ("slots", the second made on first use), each with a CUDA
+event recorded after its copies; `submit` queues one slot's work and returns at once, `collect` waits on that
+slot's event, so the GPU runs frame N while the host prepares N+1. With `memory="mapped"`
 (Jetson: the GPU shares DRAM) the pinned host buffers are mapped into the GPU address space and the copies are
 skipped.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +113,19 @@ def _dims(shape: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
+@dataclass
+class _Slot:
+    """One set of I/O buffers for `submit`/`collect`, with the CUDA event marking the end of its work."""
+
+    buffers: dict[str, IOBuffer]
+    event: int
+    busy: bool = False  # submitted and not yet collected
+
+
 class TensorRTBackend(Backend):
     """A TensorRT plan with pinned I/O buffers and one CUDA stream. Use as a context manager.
+
+    `infer` runs one batch and waits; `submit`/`collect` keep two in flight (see the module docstring).
 
     model_path: `.engine`/`.plan` (+ JSON sidecar) or `.onnx` (engine built and cached on first use).
     memory: "device" (pinned host + device buffers, async copies) or "mapped" (zero-copy mapped pinned memory;
@@ -119,6 +134,8 @@ class TensorRTBackend(Backend):
     progress: called with a message at each engine-build phase when `model_path` is an ONNX.
     trt / cuda: an already imported tensorrt module / CudaApi (None: import / load them).
     """
+
+    max_in_flight = 2
 
     def __init__(
         self,
@@ -134,6 +151,9 @@ class TensorRTBackend(Backend):
         self.model_path = Path(model_path)
         self.config = config or BackendConfig()
         self._buffers: dict[str, IOBuffer] = {}
+        self._slots: list[_Slot] = []  # submit/collect's two buffer sets; the first is self._buffers
+        self._next_slot = 0
+        self._bound: dict[str, IOBuffer] | None = None  # the buffer set whose addresses the context holds
         self._stream = 0
         self._context: Any = None
         self._engine: Any = None
@@ -294,10 +314,32 @@ class TensorRTBackend(Backend):
             self._stream = self._cuda.stream_create()
         for name in (self._input_name, *self._output_names):
             shape = input_shape if name == self._input_name else _dims(ctx.get_tensor_shape(name))
-            buf = IOBuffer.allocate(self._cuda, name, shape, self._dtypes[name], mapped=mapped)
-            self._buffers[name] = buf
-            if not ctx.set_tensor_address(name, buf.device_ptr):
+            self._buffers[name] = IOBuffer.allocate(
+                self._cuda, name, shape, self._dtypes[name], mapped=mapped
+            )
+        self._bind(self._buffers)
+
+    def _bind(self, buffers: dict[str, IOBuffer]) -> None:
+        """Give the context `buffers`' addresses (TensorRT reads them when work is enqueued, so each enqueue may
+        use another set)."""
+        if self._bound is buffers:
+            return
+        for name, buf in buffers.items():
+            if not self._context.set_tensor_address(name, buf.device_ptr):
                 raise BackendError(f"TensorRT refused the address for tensor {name!r} ({buf.nbytes} bytes)")
+        self._bound = buffers
+
+    def _ensure_slots(self) -> None:
+        """Make the two slots on first use: the first reuses `infer`'s buffers, the second gets its own."""
+        if self._slots:
+            return
+        second = {
+            name: IOBuffer.allocate(self._cuda, name, buf.shape, buf.dtype, mapped=buf.mapped)
+            for name, buf in self._buffers.items()
+        }
+        self._slots = [_Slot(self._buffers, self._cuda.event_create())]
+        self._slots.append(_Slot(second, self._cuda.event_create()))
+        self._next_slot = 0
 
     # ------------------------------------------------------------------ Backend API
 
@@ -314,35 +356,92 @@ class TensorRTBackend(Backend):
         """The current I/O buffers by tensor name (sizes, addresses, host views)."""
         return dict(self._buffers)
 
-    def infer(self, tensor: npt.NDArray[np.float32]) -> Sequence[npt.NDArray[np.floating]]:
-        """Run one batch. tensor: (B, 3, H, W) as the spec says (float32; cast to the engine's input dtype).
-
-        Returns the outputs in engine order as the backend's pinned host arrays (reused next call: copy what
-        you keep). The stream is synchronised before returning.
-        """
+    def _check_open(self) -> None:
         if self._closed:
             raise BackendError(f"{self.description} is closed; open the backend again")
+
+    def _fit_input(self, tensor: npt.NDArray[Any]) -> None:
+        """Resize the buffers when the batch shape changes (dynamic batch); never with work in flight."""
         shape = tuple(int(d) for d in tensor.shape)
         if shape != self._buffers[self._input_name].shape:
+            if any(s.busy for s in self._slots):
+                raise BackendError(
+                    f"{self.description}: the input shape changed with inference in flight; collect() first"
+                )
             self._allocate(self._input_shape_for(shape))
-        inp = self._buffers[self._input_name]
+
+    def _enqueue(self, buffers: dict[str, IOBuffer], tensor: npt.NDArray[Any]) -> None:
+        """Queue on the stream: input copy, execute_async_v3 on `buffers`, output copies."""
+        inp = buffers[self._input_name]
         np.copyto(inp.host, tensor, casting="same_kind" if tensor.dtype.kind == inp.dtype.kind else "unsafe")
         api, stream = self._cuda, self._stream
         inp.upload(api, stream)
+        self._bind(buffers)
         if not self._context.execute_async_v3(stream):
             raise BackendError(
                 f"TensorRT execute_async_v3 failed for {self.engine_path.name}; run with --debug for TensorRT's log"
             )
-        outputs = [self._buffers[n] for n in self._output_names]
-        for buf in outputs:
-            buf.download(api, stream)
-        api.stream_synchronize(stream)
-        return [buf.host for buf in outputs]
+        for name in self._output_names:
+            buffers[name].download(api, stream)
+
+    def infer(self, tensor: npt.NDArray[np.float32]) -> Sequence[npt.NDArray[np.floating]]:
+        """Run one batch. tensor: (B, 3, H, W) as the spec says (float32; cast to the engine's input dtype).
+
+        Returns the outputs in engine order as the backend's pinned host arrays (reused next call: copy what
+        you keep). The stream is synchronised before returning. Not while `submit`ted work is uncollected.
+        """
+        self._check_open()
+        if any(s.busy for s in self._slots):
+            raise BackendError(
+                f"{self.description}: infer() with submitted work uncollected; collect() first"
+            )
+        self._fit_input(tensor)
+        self._enqueue(self._buffers, tensor)
+        self._cuda.stream_synchronize(self._stream)
+        return [self._buffers[n].host for n in self._output_names]
+
+    def submit(self, tensor: npt.NDArray[np.float32]) -> Any:
+        """Queue one batch on the next free slot and return at once (the tensor is copied before returning).
+
+        Up to `max_in_flight` (2) submits may be outstanding; collect them in submit order.
+        """
+        self._check_open()
+        self._fit_input(tensor)
+        self._ensure_slots()
+        slot = self._slots[self._next_slot]
+        if slot.busy:
+            raise BackendError(
+                f"{self.description}: more than {self.max_in_flight} inferences submitted; collect() the oldest first"
+            )
+        self._enqueue(slot.buffers, tensor)
+        self._cuda.event_record(slot.event, self._stream)
+        slot.busy = True
+        self._next_slot = (self._next_slot + 1) % len(self._slots)
+        return slot
+
+    def collect(self, handle: Any) -> Sequence[npt.NDArray[np.floating]]:
+        """Wait for the slot `submit` returned and give its outputs (pinned host arrays, valid until that slot
+        is submitted again, two submits later)."""
+        self._check_open()
+        slot: _Slot = handle
+        if not slot.busy:
+            raise BackendError(f"{self.description}: collect() of a result that was already collected")
+        self._cuda.event_synchronize(slot.event)
+        slot.busy = False
+        return [slot.buffers[n].host for n in self._output_names]
 
     def _free_buffers(self) -> None:
+        """Free every buffer and the slots' events (the stream must be idle)."""
+        for slot in self._slots:
+            self._cuda.event_destroy(slot.event)
+            if slot.buffers is not self._buffers:
+                for buf in slot.buffers.values():
+                    buf.release(self._cuda)
+        self._slots = []
         for buf in self._buffers.values():
             buf.release(self._cuda)
         self._buffers = {}
+        self._bound = None
 
     def close(self) -> None:
         """Free buffers and the stream, drop the context and engine. Safe to call twice."""
