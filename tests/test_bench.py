@@ -160,7 +160,8 @@ def test_pipeline_bench_on_a_synthetic_source(tmp_path: Path, detect_every: int,
     others = sum(
         v for s in ("capture", "preprocess", "postprocess", "track", "sinks") for v in tl[s] if v is not None
     )
-    assert ov["overhead_vs_infer"] == pytest.approx(others / infer, rel=1e-3, abs=1e-3)
+    # the timeline holds rounded ms; with sub-0.1 ms stages that rounding alone moves the ratio by ~1%
+    assert ov["overhead_vs_infer"] == pytest.approx(others / infer, rel=2e-2, abs=1e-3)
     # telemetry: process figures measured, Jetson ones reported as not available (never zeros) off a Jetson
     assert isinstance(ov["rss_mb_max"], float) and ov["rss_mb_max"] > 10
     assert report["telemetry"]["samples"] >= 2
