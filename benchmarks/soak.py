@@ -254,6 +254,11 @@ def run_soak(
             if len(samples) > 1
             else math.nan,
             "last_third_max": round(max(s.age_p99_ms for s in samples[-third:]), 2),
+            # medians of the per-sample p99s: one load spike on a shared machine moves a max, creep moves these
+            "first_third_median": round(float(np.median([s.age_p99_ms for s in samples[1 : third + 1]])), 2)
+            if len(samples) > 1
+            else math.nan,
+            "last_third_median": round(float(np.median([s.age_p99_ms for s in samples[-third:]])), 2),
         },
         "infer_p50_ms": round(summary.latency["infer"].p50_ms, 2) if "infer" in summary.latency else None,
         "samples": [s.__dict__ for s in samples],

@@ -42,5 +42,7 @@ def test_short_soak_has_no_fd_thread_or_track_growth(tmp_path: Path) -> None:
     # RSS: flat after warm-up (a leak of 2 KB a frame would add ~8 MB here)
     rss = [s["rss_mb"] for s in after_warmup]
     assert rss[-1] - rss[0] < 8.0, rss
-    # frame age does not creep
-    assert report["age_p99_ms"]["last_third_max"] < 2 * report["age_p99_ms"]["first_third_max"] + 50
+    # frame age does not creep: a queue that grows raises every later sample, so compare the thirds' medians (a
+    # single 5 s sample's p99 jumped to 104 ms from 23 ms when another job started beside CI; that is not creep)
+    age = report["age_p99_ms"]
+    assert age["last_third_median"] < 2 * age["first_third_median"] + 50, age
