@@ -400,7 +400,11 @@ def build_pipeline(config: RunConfig) -> Pipeline:
         sinks = open_sinks(sink_config, source_fps=source.fps)
         link_outputs: list[str] = []
         if config.link_config.enabled:
-            sinks = [*sinks, *_open_link(config, detector.spec.class_names, source.fps, sinks, link_outputs)]
+            with_geo = geo is not None
+            sinks = [
+                *sinks,
+                *_open_link(config, detector.spec.class_names, source.fps, sinks, link_outputs, with_geo),
+            ]
     except BaseException:
         source.close()
         raise
@@ -445,9 +449,11 @@ def _open_link(
     source_fps: float | None,
     opened: list[Any],
     outputs: list[str],
+    geo: bool = False,
 ) -> list[Any]:
     """The drone link's sinks (edgedet.link); rtp:// streams write their .sdp into the run folder (the demo's),
-    else beside the first output file, else the current directory. Closes `opened` if the link fails to open."""
+    else beside the first output file, else the current directory. Closes `opened` if the link fails to open.
+    geo: the run computes ground positions (the MAVLink camera then announces geo tracking status)."""
     from edgedet.link.factory import open_link_sinks, sdp_files
 
     first_file = next(
@@ -455,7 +461,9 @@ def _open_link(
     )
     sdp_dir = config.run_dir or (str(Path(first_file).parent) if first_file else ".")
     try:
-        sinks = open_link_sinks(config.link_config, class_names, source_fps=source_fps, sdp_dir=sdp_dir)
+        sinks = open_link_sinks(
+            config.link_config, class_names, source_fps=source_fps, sdp_dir=sdp_dir, geo=geo
+        )
     except BaseException:
         for sink in opened:
             sink.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,8 @@ class GroundPositions:
 
     lat, lon: WGS84 degrees. east_m, north_m: metres from the flight's home (take-off point) on the ground.
     sigma_m: horizontal 1-sigma radius (RMS) of the position from the pose's error model.
+    range_m: (N,) distance camera -> ground point in metres (None: not known; not in the JSON lines).
+    ground_alt_m: ellipsoidal height of the ground the points lie on (NaN: not known).
     Made by `edgedet.geo.GeoLocator`; read by the JSON-lines, GeoJSON and KML sinks and by the drone link.
     """
 
@@ -121,6 +124,8 @@ class GroundPositions:
     east_m: npt.NDArray[np.float64]
     north_m: npt.NDArray[np.float64]
     sigma_m: npt.NDArray[np.float64]
+    range_m: npt.NDArray[np.float64] | None = None
+    ground_alt_m: float = math.nan
 
     FIELDS = ("lat", "lon", "east_m", "north_m", "sigma_m")
 

@@ -36,7 +36,7 @@ def test_linear_interpolation_and_yaw_across_north():
     assert p.lat_deg == pytest.approx(47.00025) and p.alt_rel_m == pytest.approx(42.5)
     assert p.yaw_deg == pytest.approx(175.0)  # through 180, not back through 0
     assert track.pose_at(0.75).yaw_deg == pytest.approx(-175.0)
-    assert track.home == GeoReference(47.0, 8.0, 0.0)
+    assert track.home == GeoReference(47.0, 8.0, 0.0, height_known=False)  # no home line: height unknown
 
 
 def test_latency_reads_later_samples():

@@ -6,6 +6,7 @@ Debian packages these need (CI's .ci/run installs them): gstreamer1.0-tools, gst
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -172,3 +173,38 @@ def mosquitto(tmp_path: Path) -> Iterator[tuple[str, int]]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+class MqttSubscriber:
+    """A paho-mqtt subscriber on `topic` of a broker (the mosquitto fixture's); `got` fills with each message's
+    JSON. Use as a context manager: entering waits until the broker confirmed the subscription."""
+
+    def __init__(self, host: str, port: int, topic: str = "edgedet/tracks") -> None:
+        self.paho = pytest.importorskip(
+            "paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgedet[link]'"
+        )
+        self.got: list[dict] = []
+        self._subscribed = threading.Event()
+        c = self.client = self.paho.Client(self.paho.CallbackAPIVersion.VERSION2)
+        c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=0)
+        c.on_subscribe = lambda c, u, mid, rc, p: self._subscribed.set()
+        c.on_message = lambda c, u, m: self.got.append(json.loads(m.payload))
+        self.host, self.port = host, port
+
+    def __enter__(self) -> MqttSubscriber:
+        self.client.connect(self.host, self.port)
+        self.client.loop_start()
+        if not self._subscribed.wait(5):
+            self.__exit__()
+            pytest.fail("the MQTT subscription was not confirmed within 5 s")
+        return self
+
+    def wait(self, n: int, timeout_s: float = 5.0) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.got) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.got
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

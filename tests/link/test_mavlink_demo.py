@@ -1,7 +1,8 @@
 """The whole loop on the demo scene: the real detector and tracker, a pymavlink ground station that selects a
 known truck with TRACK_POINT, and CAMERA_TRACKING_IMAGE_STATUS checked against the scene's ground truth until
 the truck leaves the view; STOP_TRACKING ends the messages. The annotated video goes to a GStreamer receiver
-at the same time."""
+at the same time. With the demo's telemetry (ground positions), CAMERA_TRACKING_GEO_STATUS follows the truck on
+the map too; without it, none is sent."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from edgedet.link.stream_sink import StreamSink
 from edgedet.link.target import TargetSelector
 from edgedet.link.urls import parse_stream_url
 from edgedet.link.video import StreamOptions
-from edgedet.pipeline import build_pipeline
+from edgedet.pipeline import Pipeline, build_pipeline
 from edgedet.sources.base import SourceStats
 from edgedet.types import Frame, FrameResult
 
@@ -34,7 +35,8 @@ SELECT_AT = 30  # frames, so its track is confirmed
 
 
 class GtSource:
-    """The demo scene as a pipeline source that keeps each frame's ground truth (pacing ~30 FPS)."""
+    """The demo scene as a pipeline source that keeps each frame's ground truth (pacing ~30 FPS): `gt` (image
+    boxes) and `where` (each object's true ground east/north, metres from the scene's home)."""
 
     is_live = False
 
@@ -44,11 +46,12 @@ class GtSource:
         self.scene = DemoScene(seed=0, frames=frames, split="demo")
         self.fps = self.scene.config.fps
         self.gt: dict[int, np.ndarray] = {}
+        self.where: dict[int, dict[int, tuple[float, float]]] = {}
 
     def __iter__(self) -> Iterator[Frame]:
         t0 = time.monotonic()
-        for i, (image, gt) in enumerate(self.scene):
-            self.gt[i] = gt
+        for i, (image, gt, where) in enumerate(self.scene.iter_truth()):
+            self.gt[i], self.where[i] = gt, where
             time.sleep(max(0.0, t0 + i / self.fps - time.monotonic()))  # the ground station needs real time
             yield Frame(image, i, i / self.fps, i)
 
@@ -89,6 +92,21 @@ def truck_box(gt: np.ndarray) -> tuple[float, float, float, float] | None:
     return float(x), float(y), float(x + w), float(y + h)
 
 
+def demo_pipeline(frames: int, telemetry: str | None = None) -> tuple[Pipeline, GtSource]:
+    """The demo's pipeline (its settings without output files, the detector on every frame: no target-FPS
+    skipping) over a GtSource of the same flight; `telemetry` "demo" adds the flight's exact pose (ground
+    positions). Its sinks are the caller's to set."""
+    config = dataclasses.replace(
+        apply_demo_defaults(RunConfig(source=f"demo:frames={frames}", telemetry=telemetry), outputs=False),
+        target_fps=None,
+    )
+    pipeline = build_pipeline(config)
+    pipeline.source.close()
+    source = GtSource(frames)
+    pipeline.source = source
+    return pipeline, source
+
+
 @pytest.mark.slow
 def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(receiver) -> None:
     gcs_port, video_port = free_port(), free_port(even=True)
@@ -100,14 +118,7 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
         MavlinkConfig(f"udpout:127.0.0.1:{gcs_port}"), selector=selector,
         streams=[StreamDescription(parse_stream_url(stream_url))],
     )  # fmt: skip
-    # the demo's settings without its output files, the detector on every frame (no target-FPS skipping)
-    config = dataclasses.replace(
-        apply_demo_defaults(RunConfig(source="demo:frames=1"), outputs=False), target_fps=None
-    )
-    pipeline = build_pipeline(config)
-    pipeline.source.close()
-    source = GtSource(FRAMES)
-    pipeline.source = source
+    pipeline, source = demo_pipeline(FRAMES)
     stream = StreamSink(
         stream_url,
         StreamOptions(encoder="pyav"),
@@ -125,6 +136,8 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
         assert gcs.request_message(d.MAVLINK_MSG_ID_VIDEO_STREAM_INFORMATION) == d.MAV_RESULT_ACCEPTED
         _, vs = gcs.wait("VIDEO_STREAM_INFORMATION")
         assert vs.uri == str(video_port)
+        _, info = gcs.wait("CAMERA_INFORMATION")
+        assert not info.flags & d.CAMERA_CAP_FLAGS_HAS_TRACKING_GEO_STATUS  # no --telemetry: no ground positions
         runner.start()
         while not selector.observed or selector.observed[-1][1] < SELECT_AT:
             time.sleep(0.01)
@@ -181,6 +194,7 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
             elif st.tracking_status == d.CAMERA_TRACKING_STATUS_FLAGS_ERROR and lost_seen_at is None:
                 lost_seen_at = frame
         assert active_checked >= 30  # ~5 s of 10 Hz status while the truck is in view
+        assert gcs.messages("CAMERA_TRACKING_GEO_STATUS") == []  # no pose source, no geo status
         # lost within lost_after_s (0.5 s = 15 frames) and a little scheduling slack after the truck left
         assert lost_seen_at is not None and 185 <= lost_seen_at <= 186 + 15 + 10, lost_seen_at
         # the video went out all along, and nothing was lost on the way
@@ -193,3 +207,81 @@ def test_ground_station_selects_the_truck_and_status_follows_it_until_it_leaves(
             runner.join(10)
         camera.close()
         gcs.close()
+
+
+GEO_FRAMES = 120
+
+
+def true_velocity(source: GtSource, frame: int, window: int = 30) -> tuple[float, float]:
+    """The truck's true (north, east) ground velocity in m/s over the `window` frames up to `frame`."""
+    e1, n1 = source.where[frame][TRUCK]
+    e0, n0 = source.where[frame - window][TRUCK]
+    dt = window / source.fps
+    return (n1 - n0) / dt, (e1 - e0) / dt
+
+
+@pytest.mark.slow
+def test_geo_status_puts_the_selected_truck_on_the_map() -> None:
+    """--telemetry demo: after TRACK_POINT on the truck, CAMERA_TRACKING_GEO_STATUS comes at the image status's
+    rate with the truck's true position (3 m), the distance from the camera, its ground velocity; the camera
+    announces CAMERA_CAP_FLAGS_HAS_TRACKING_GEO_STATUS."""
+    from edgedet.geo.geodesy import GeoReference
+
+    gcs_port = free_port()
+    gcs = GroundStation(f"udpin:127.0.0.1:{gcs_port}")
+    selector = RecordingSelector()
+    camera = MavlinkCamera(MavlinkConfig(f"udpout:127.0.0.1:{gcs_port}"), selector=selector, geo=True)
+    pipeline, source = demo_pipeline(GEO_FRAMES, telemetry="demo")
+    pipeline.sinks = [MavlinkSink(camera.start())]
+    cfg = source.scene.config
+    home = GeoReference(cfg.origin_lat_deg, cfg.origin_lon_deg, 0.0)
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    try:
+        d = gcs.d
+        gcs.wait("HEARTBEAT", timeout_s=10)
+        assert gcs.request_message(d.MAVLINK_MSG_ID_CAMERA_INFORMATION) == d.MAV_RESULT_ACCEPTED
+        _, info = gcs.wait("CAMERA_INFORMATION")
+        assert info.flags & d.CAMERA_CAP_FLAGS_HAS_TRACKING_GEO_STATUS
+        runner.start()
+        while not selector.observed or selector.observed[-1][1] < SELECT_AT:
+            time.sleep(0.01)
+            assert runner.is_alive()
+        box = truck_box(source.gt[selector.observed[-1][1]])
+        assert box is not None
+        cx, cy = (box[0] + box[2]) / 2 / 640, (box[1] + box[3]) / 2 / 384
+        t_sent, _, res = gcs.command(d.MAV_CMD_CAMERA_TRACK_POINT, cx, cy, 0.01)
+        assert res == d.MAV_RESULT_ACCEPTED
+        runner.join(60)
+        assert not runner.is_alive()
+        t_end = selector.observed[-1][0]
+        geo = [(t, m) for t, m in gcs.messages("CAMERA_TRACKING_GEO_STATUS", since=t_sent) if t <= t_end]
+        image = [(t, m) for t, m in gcs.messages("CAMERA_TRACKING_IMAGE_STATUS", since=t_sent) if t <= t_end]
+    finally:
+        if runner.is_alive():
+            pipeline.request_stop()
+            runner.join(10)
+        camera.close()
+        gcs.close()
+    # ~3 s of 10 Hz status, one geo status per image status
+    assert len(geo) >= 20 and abs(len(geo) - len(image)) <= 1, (len(geo), len(image))
+    moving = 0
+    for t, m in geo:
+        frame = selector.frame_at(t)
+        assert m.tracking_status == d.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE
+        east, north, _up = home.to_enu(m.lat / 1e7, m.lon / 1e7, 0.0)
+        # the position of this frame or the one before (the status may leave just before a frame is observed)
+        err = min(
+            float(np.hypot(east - e, north - n))
+            for e, n in (source.where[k][TRUCK] for k in (frame, frame - 1) if TRUCK in source.where.get(k, {}))
+        )
+        assert err < 3.0, (frame, err)
+        assert 0.0 < m.h_acc < 10.0 and m.alt == 0.0  # sigma_m; the demo's ground is at the home's height 0
+        assert 20.0 < m.dist < 300.0  # camera -> truck, a 30-60 m flight
+        assert all(np.isnan(v) for v in (m.v_acc, m.vel_d, m.vel_acc, m.hdg_acc))
+        if np.isfinite(m.vel_n) and frame >= 30:  # 0.5 s of positions after the selection
+            tn, te = true_velocity(source, frame)
+            assert np.hypot(m.vel_n - tn, m.vel_e - te) < 1.5, (frame, m.vel_n, m.vel_e, tn, te)
+            # heading of its motion, radians clockwise from north (the truck drives at 3-8 m/s here)
+            assert abs((m.hdg - np.arctan2(te, tn) + np.pi) % (2 * np.pi) - np.pi) < 0.3, (frame, m.hdg)
+            moving += 1
+    assert moving >= 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -9,13 +10,14 @@ import time
 
 import numpy as np
 import pytest
-from tests.link.conftest import free_port
+from tests.link.conftest import MqttSubscriber, free_port
 
 from edgedet.errors import ConfigError
+from edgedet.geo.geodesy import GeoReference
 from edgedet.link.publish import MqttPublisher, UdpPublisher, frame_message
 from edgedet.link.target import TargetSelector
 from edgedet.link.urls import parse_publish_url
-from edgedet.types import Detections, Frame, FrameResult
+from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
 NAMES = ("car", "truck", "person")
 
@@ -54,32 +56,15 @@ def test_frame_message_holds_every_track_and_the_selected_target() -> None:
 
 
 def test_mqtt_every_frame_reaches_a_subscriber_through_mosquitto(mosquitto) -> None:
-    paho = pytest.importorskip(
-        "paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgedet[link]'"
-    )
     host, port = mosquitto
-    got: list[dict] = []
-    subscribed = threading.Event()
-    sub = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("edgedet/tracks", qos=0)
-    sub.on_subscribe = lambda c, u, mid, rc, p: subscribed.set()
-    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
-    sub.connect(host, port)
-    sub.loop_start()
-    try:
-        assert subscribed.wait(5)
+    with MqttSubscriber(host, port) as sub:
         pub = MqttPublisher(f"mqtt://{host}:{port}/edgedet/tracks", NAMES)
         assert pub.wait_connected(5)
         for i in range(200):
             pub.write(result(i))
             time.sleep(0.002)
         pub.close()
-        deadline = time.monotonic() + 5
-        while len(got) < 200 and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
+        got = sub.wait(200)
     assert pub.stats() == {"url": pub.url.url, "published": 200, "dropped_full": 0, "dropped_send": 0}
     assert [m["frame"] for m in got] == list(range(200))
     assert all(len(m["tracks"]) == 3 and m["tracks"][2]["class"] == "person" for m in got)
@@ -172,3 +157,97 @@ def test_bad_publish_urls(url: str, fragment: str) -> None:
 def test_mqtt_defaults() -> None:
     u = parse_publish_url("mqtt://10.0.0.2/drone/tracks?qos=1")
     assert (u.host, u.port, u.topic, u.qos) == ("10.0.0.2", 1883, "drone/tracks", 1)
+
+
+def test_frame_message_carries_ground_positions_as_the_json_lines_do() -> None:
+    r = result(3)
+    nan = np.nan
+    geo = GroundPositions(
+        np.array([47.1, nan, 47.3]), np.array([8.1, nan, 8.3]), np.array([1.5, nan, -2.0]),
+        np.array([10.0, nan, 12.5]), np.array([0.4, nan, 0.6]),
+    )  # fmt: skip
+    msg = frame_message(dataclasses.replace(r, geo=geo), NAMES)
+    t0, t1, t2 = msg["tracks"]
+    assert {k: t0[k] for k in GroundPositions.FIELDS} == {
+        "lat": 47.1, "lon": 8.1, "east_m": 1.5, "north_m": 10.0, "sigma_m": 0.4,
+    }  # fmt: skip
+    assert all(t1[k] is None for k in GroundPositions.FIELDS) and t2["north_m"] == 12.5
+    json.dumps(msg, allow_nan=False)  # nulls, never NaN
+    assert not set(GroundPositions.FIELDS) & set(frame_message(r, NAMES)["tracks"][0])  # no pose: no keys
+
+
+# Demo flight seed 0, split "demo": track 248 (a truck) is in view from frame 0 (see test_mavlink_demo.py).
+DEMO_FRAMES = 45
+TRUCK = 248
+
+
+def demo_truth(frames: int) -> list[tuple[np.ndarray, dict[int, tuple[float, float]]]]:
+    """Per frame of `--source demo:frames=N`: the gt rows and each object's true ground (east_m, north_m)."""
+    from edgedet.scenes import DemoScene
+
+    scene = DemoScene(seed=0, frames=frames, split="demo")
+    return [(gt, where) for _img, gt, where in scene.iter_truth()]
+
+
+def ground_errors(messages: list[dict], truth: list) -> dict[int, list[float]]:
+    """Ground-position error (m) of every published track matched to a true object (image IoU >= 0.5), by
+    object id; also checks that each track's lat/lon and east/north name the same point."""
+    from edgedet.boxes import iou_matrix
+    from edgedet.scenes import DemoScene
+
+    home = DemoScene(seed=0, frames=1, split="demo").config
+    ref = GeoReference(home.origin_lat_deg, home.origin_lon_deg, 0.0)
+    errors: dict[int, list[float]] = {}
+    for m in messages:
+        gt, where = truth[m["frame"]]
+        tracks = [t for t in m["tracks"] if t["lat"] is not None]
+        if not tracks or not len(gt):
+            continue
+        boxes = gt[:, 2:6].copy()
+        boxes[:, 2:] += boxes[:, :2]
+        iou = iou_matrix(np.array([t["xyxy"] for t in tracks]), boxes)
+        for t, row in zip(tracks, iou, strict=True):
+            j = int(np.argmax(row))
+            if row[j] < 0.5:
+                continue
+            oid = int(gt[j, 1])
+            e, n = where[oid]
+            errors.setdefault(oid, []).append(float(np.hypot(t["east_m"] - e, t["north_m"] - n)))
+            en = ref.to_enu(t["lat"], t["lon"], 0.0)
+            assert np.hypot(en[0] - t["east_m"], en[1] - t["north_m"]) < 0.01, t
+    return errors
+
+
+@pytest.mark.parametrize("transport", ["udp", "mqtt"])
+def test_demo_run_publishes_ground_positions_that_match_the_scene(
+    transport: str, request, tmp_path, monkeypatch
+) -> None:
+    """`edgedet run --source demo --telemetry demo --publish ...`: a real subscriber (a UDP socket, or paho
+    through mosquitto) gets lat/lon/east/north/sigma per track, within a few metres of the scene's truth."""
+    from edgedet.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--source", f"demo:frames={DEMO_FRAMES}", "--telemetry", "demo", "--detect-every", "1"]
+    if transport == "udp":
+        port = free_port()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", port))
+        sock.settimeout(5)
+        try:
+            assert main([*argv, "--publish", f"udp://127.0.0.1:{port}"]) == 0
+            got = [json.loads(sock.recv(65536)) for _ in range(DEMO_FRAMES)]
+        finally:
+            sock.close()
+    else:
+        host, port = request.getfixturevalue("mosquitto")
+        with MqttSubscriber(host, port) as sub:
+            assert main([*argv, "--publish", f"mqtt://{host}:{port}/edgedet/tracks"]) == 0
+            got = sub.wait(DEMO_FRAMES)
+    assert [m["frame"] for m in got] == list(range(DEMO_FRAMES))
+    assert all(set(GroundPositions.FIELDS) <= set(t) for m in got for t in m["tracks"])
+    errors = ground_errors(got, demo_truth(DEMO_FRAMES))
+    truck = errors.get(TRUCK, [])
+    assert len(truck) >= DEMO_FRAMES // 2, truck  # the truck is tracked with a position most of the run
+    assert max(truck) < 3.0 and float(np.median(truck)) < 1.0, truck
+    everything = [e for v in errors.values() for e in v]
+    assert len(everything) > 3 * DEMO_FRAMES and float(np.median(everything)) < 1.0

@@ -161,3 +161,39 @@ def test_vehicle_state_keeps_the_latest_and_the_nearest_in_time() -> None:
     assert v.at(0.0).attitude.time_boot_ms == 200  # only the last 4 are kept  # type: ignore[union-attr]
     q = euler_to_quaternion(0.1, -0.7, 2.0)
     assert quaternion_to_euler(q) == pytest.approx((0.1, -0.7, 2.0))
+
+
+def with_geo(r: FrameResult, east: list[float], north: list[float]) -> FrameResult:
+    """r with ground positions: track k at (east[k], north[k]) (NaN: none), 0.5 m sigma, 40 m away."""
+    import dataclasses
+
+    from edgedet.types import GroundPositions
+
+    e, n = np.array(east, float), np.array(north, float)
+    lat, lon = 47.0 + n / 111_000, 8.0 + e / 75_000  # stand-in degrees: only passed through here
+    geo = GroundPositions(lat, lon, e, n, np.where(np.isnan(e), np.nan, 0.5), np.full(len(e), 40.0), 0.0)
+    return dataclasses.replace(r, geo=geo)
+
+
+def test_the_target_carries_its_ground_position_and_velocity() -> None:
+    sel = TargetSelector(lost_after_s=0.5)
+    sel.observe(result(0))
+    sel.select_point(150 / 800, 125 / 400)
+    assert sel.status().geo is None  # no pose source: no position
+    for i in range(1, 31):  # track 1 drives north-east at (3, 4) m/s, frames at 30 FPS
+        sel.observe(with_geo(result(i), [3 * i / 30, 50.0, 60.0], [4 * i / 30, 0.0, 0.0]))
+        g = sel.status().geo
+        assert g is not None and g.east_m == pytest.approx(3 * i / 30) and g.sigma_m == 0.5
+        assert (g.dist_m, g.alt_m, g.frame_time_s) == (40.0, 0.0, pytest.approx(i / 30))
+        if i < 16:  # velocity needs 0.5 s of positions after the selection
+            assert np.isnan(g.vel_n)
+        else:
+            assert (g.vel_n, g.vel_e) == (pytest.approx(4.0), pytest.approx(3.0))
+    # a frame where it has no ground position (above the horizon) and one where it is missing: the last stays
+    sel.observe(with_geo(result(31), [np.nan, 50.0, 60.0], [np.nan, 0.0, 0.0]))
+    sel.observe(with_geo(result(32, ids=(2, 3)), [50.0, 60.0], [0.0, 0.0]))
+    st = sel.status()
+    assert st.coasting and st.geo is not None and st.geo.east_m == pytest.approx(3.0)
+    sel.select_point(220 / 800, 160 / 400)  # another target: its own position, velocity starts over
+    g = sel.status().geo
+    assert g is not None and g.east_m == 50.0 and np.isnan(g.vel_n)

@@ -24,11 +24,15 @@ def _pm() -> Any:
 
 @dataclass(frozen=True)
 class GeoReference:
-    """The origin of local east/north metres: WGS84 latitude, longitude (degrees) and ellipsoidal height (m)."""
+    """The origin of local east/north metres: WGS84 latitude, longitude (degrees) and ellipsoidal height (m).
+
+    height_known: False when height_m is a stand-in (0.0: a telemetry log without the home's altitude), so
+    outputs that report an absolute altitude (the drone link's CAMERA_TRACKING_GEO_STATUS) say NaN instead."""
 
     lat_deg: float
     lon_deg: float
     height_m: float = 0.0
+    height_known: bool = True
 
     def to_enu(self, lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, height_m: npt.ArrayLike = 0.0) -> F64:
         """(..., 3) east, north, up metres of WGS84 points."""

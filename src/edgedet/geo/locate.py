@@ -63,4 +63,12 @@ class GeoLocator:
 
     def __call__(self, frame: Frame, dets: Detections) -> GroundPositions:
         f = self.fix(frame, dets)
-        return GroundPositions(f.lat_deg, f.lon_deg, f.east_m, f.north_m, f.sigma_m)
+        return GroundPositions(
+            f.lat_deg,
+            f.lon_deg,
+            f.east_m,
+            f.north_m,
+            f.sigma_m,
+            range_m=f.range_m,
+            ground_alt_m=f.ground_alt_m,
+        )

@@ -149,7 +149,9 @@ class TelemetryTrack:
         for i, rec in enumerate(records):
             if "home" in rec and home is None:
                 h = rec["home"]
-                home = GeoReference(float(h["lat"]), float(h["lon"]), float(h.get("alt_m", 0.0)))
+                home = GeoReference(
+                    float(h["lat"]), float(h["lon"]), float(h.get("alt_m", 0.0)), "alt_m" in h
+                )
                 continue
             t = rec.get("t", rec.get("time_s"))
             if t is None:
@@ -198,7 +200,7 @@ class TelemetryTrack:
         self.gimbal_yaw_relative = relative
         if home is None:
             lat, lon, _ = self._pos.v[0]
-            home = GeoReference(float(lat), float(lon), 0.0)
+            home = GeoReference(float(lat), float(lon), 0.0, height_known=False)
         self._home = home
         self.latency_s = float(latency_s)
         self.max_gap_s = float(max_gap_s)

@@ -53,7 +53,10 @@ class ErrorModel:
 @dataclass(frozen=True)
 class GroundFix:
     """Ground points of N pixels: east_m, north_m (local, at home), lat_deg, lon_deg, sigma_m, all (N,)
-    float64, NaN where `valid` is False (above the horizon, too far, no pose)."""
+    float64, NaN where `valid` is False (above the horizon, too far, no pose).
+
+    range_m: (N,) straight-line distance camera -> ground point (None: not computed). ground_alt_m: the
+    ground plane's ellipsoidal height (NaN when the home's height is not known)."""
 
     east_m: F64
     north_m: F64
@@ -61,6 +64,8 @@ class GroundFix:
     lon_deg: F64
     sigma_m: F64
     valid: B
+    range_m: F64 | None = None
+    ground_alt_m: float = math.nan
 
     @classmethod
     def invalid(cls, n: int) -> GroundFix:
@@ -131,7 +136,10 @@ class GroundProjector:
         lat, lon = geo[..., 0], geo[..., 1]
         lat = np.where(ok, lat, np.nan)
         lon = np.where(ok, lon, np.nan)
-        return GroundFix(en[:, 0].copy(), en[:, 1].copy(), lat, lon, sigma, ok)
+        height = cam[2] - self.ground_up_m
+        rng = np.where(ok, np.sqrt((en[:, 0] - cam[0]) ** 2 + (en[:, 1] - cam[1]) ** 2 + height**2), np.nan)
+        ground_alt = home.height_m + self.ground_up_m if home.height_known else math.nan
+        return GroundFix(en[:, 0].copy(), en[:, 1].copy(), lat, lon, sigma, ok, rng, ground_alt)
 
     def jacobian(self, pts: F64, rays: F64, r: F64, cam: F64, en: F64) -> F64:
         """(N, 2, 8) d(east, north) / d(gps_e, gps_n, alt, rot_n, rot_e, rot_d, u, v): metres per metre,

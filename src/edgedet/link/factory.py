@@ -98,6 +98,7 @@ def open_link_sinks(
     sdp_dir: str | os.PathLike[str] | None = None,
     selector: TargetSelector | None = None,
     vehicle: VehicleState | None = None,
+    geo: bool = False,
 ) -> list[Sink]:
     """Open the link's sinks in order (MAVLink, streams, publishers); see the module docstring.
 
@@ -106,6 +107,8 @@ def open_link_sinks(
     sdp_dir: where rtp:// streams write their .sdp (None: the current directory).
     selector / vehicle: shared state to use (new ones when None); pass a VehicleState to read the vehicle's
     attitude and position elsewhere (ground positions) while the MAVLink component fills it.
+    geo: the run has ground positions (--telemetry): the MAVLink camera announces and sends
+    CAMERA_TRACKING_GEO_STATUS.
     Raises ConfigError / MissingDependencyError / SinkError before any thread starts when something is wrong.
     """
     streams, publishes = config.validate()
@@ -134,6 +137,7 @@ def open_link_sinks(
                 vehicle=vehicle,
                 streams=descriptions,
                 camera_fps=fps,
+                geo=geo,
             )
             sinks.append(MavlinkSink(camera.start()))
         if streams:

@@ -14,6 +14,10 @@ What it speaks (MAVLink 2, pymavlink's ardupilotmega dialect, which includes com
   MAV_CMD_SET_MESSAGE_INTERVAL (default 10 Hz): ACTIVE with the box, ACTIVE|COASTING while the track is
   missing from the latest frame, ERROR (lost, with the last box) once its track ended, until STOP_TRACKING or a
   new selection;
+- with ground positions (--telemetry), while the selected target has one, also CAMERA_TRACKING_GEO_STATUS at the
+  same rate (same status flags; lat/lon, h_acc = the position's 1-sigma, the ground's altitude, the distance from
+  the camera and the ground velocity where known, NaN for the rest), and CAMERA_INFORMATION says
+  CAMERA_CAP_FLAGS_HAS_TRACKING_GEO_STATUS;
 - keeps the latest ATTITUDE, GLOBAL_POSITION_INT and gimbal attitude (GIMBAL_DEVICE_ATTITUDE_STATUS,
   MOUNT_ORIENTATION, MOUNT_STATUS) from its own system in a `VehicleState`.
 
@@ -34,7 +38,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgedet.errors import ConfigError
-from edgedet.link.target import ACTIVE, IDLE, LOST, MODE_POINT, MODE_RECTANGLE, SelectionError, TargetSelector
+from edgedet.link.target import (
+    ACTIVE,
+    IDLE,
+    LOST,
+    MODE_POINT,
+    MODE_RECTANGLE,
+    SelectionError,
+    TargetSelector,
+    TargetStatus,
+)
 from edgedet.link.transport import Transport, open_transport
 from edgedet.link.urls import MavlinkAddress, StreamUrl, parse_mavlink_address
 from edgedet.link.vehicle import (
@@ -59,6 +72,7 @@ MSG_HEARTBEAT = 0
 MSG_CAMERA_INFORMATION = 259
 MSG_VIDEO_STREAM_INFORMATION = 269
 MSG_CAMERA_TRACKING_IMAGE_STATUS = 275
+MSG_CAMERA_TRACKING_GEO_STATUS = 276
 CMD_GET_MESSAGE_INTERVAL = 510
 CMD_SET_MESSAGE_INTERVAL = 511
 CMD_REQUEST_MESSAGE = 512
@@ -122,6 +136,7 @@ class MavlinkStats:
     acks: dict[str, int] = field(default_factory=dict)  # by MAV_RESULT name
     heartbeats_sent: int = 0
     status_sent: int = 0
+    geo_status_sent: int = 0
     messages_sent: int = 0
     send_failures: int = 0  # messages that could not be handed to the link (down, broken)
     link_opens: int = 0
@@ -156,6 +171,7 @@ class MavlinkCamera:
         vehicle: VehicleState | None = None,
         streams: Sequence[StreamDescription] = (),
         camera_fps: float = 30.0,
+        geo: bool = False,
     ) -> None:
         from edgedet._optional import require
 
@@ -166,6 +182,7 @@ class MavlinkCamera:
         self.vehicle = vehicle or VehicleState()
         self.streams = tuple(streams)
         self.camera_fps = float(camera_fps)
+        self.geo = bool(geo)
         self._tx_mav = self._dialect.MAVLink(
             None, srcSystem=config.system_id, srcComponent=config.component_id
         )
@@ -284,6 +301,8 @@ class MavlinkCamera:
         flags = d.CAMERA_CAP_FLAGS_HAS_TRACKING_POINT | d.CAMERA_CAP_FLAGS_HAS_TRACKING_RECTANGLE
         if self.streams:
             flags |= d.CAMERA_CAP_FLAGS_HAS_VIDEO_STREAM
+        if self.geo:
+            flags |= d.CAMERA_CAP_FLAGS_HAS_TRACKING_GEO_STATUS
         w, h = self._frame_size()
         nan = float("nan")
         return d.MAVLink_camera_information_message(
@@ -310,18 +329,21 @@ class MavlinkCamera:
             d.VIDEO_STREAM_ENCODING_H264, 0,
         )  # fmt: skip
 
+    def _status_flags(self, st: TargetStatus) -> int:
+        d = self._dialect
+        if st.state == LOST:
+            return int(d.CAMERA_TRACKING_STATUS_FLAGS_ERROR)
+        return int(d.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE) | (
+            int(d.CAMERA_TRACKING_STATUS_FLAGS_COASTING) if st.coasting else 0
+        )
+
     def tracking_status(self) -> Any | None:
         """The CAMERA_TRACKING_IMAGE_STATUS for the current selection (None when idle)."""
         d = self._dialect
         st = self.selector.status()
         if st.state == IDLE or st.box_norm is None:
             return None
-        if st.state == LOST:
-            flags = d.CAMERA_TRACKING_STATUS_FLAGS_ERROR
-        else:
-            flags = d.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE | (
-                d.CAMERA_TRACKING_STATUS_FLAGS_COASTING if st.coasting else 0
-            )
+        flags = self._status_flags(st)
         mode = {
             MODE_POINT: d.CAMERA_TRACKING_MODE_POINT,
             MODE_RECTANGLE: d.CAMERA_TRACKING_MODE_RECTANGLE,
@@ -337,10 +359,32 @@ class MavlinkCamera:
             flags, mode, target_data, (x1 + x2) / 2.0, (y1 + y2) / 2.0, radius, x1, y1, x2, y2, 0
         )
 
+    def geo_status(self) -> Any | None:
+        """The CAMERA_TRACKING_GEO_STATUS for the current selection: None when idle, without ground positions, or
+        before the target had one. Unknown fields are NaN, as MAVLink specifies (alt too: the ground's height is
+        known only when the telemetry gives the home's altitude)."""
+        if not self.geo:
+            return None
+        st = self.selector.status()
+        g = st.geo
+        if st.state == IDLE or g is None:
+            return None
+        nan = math.nan
+        speed = math.hypot(g.vel_n, g.vel_e)
+        # The heading of the target's motion; a target (nearly) standing still has none.
+        hdg = math.atan2(g.vel_e, g.vel_n) % (2 * math.pi) if speed >= 0.5 else nan
+        return self._dialect.MAVLink_camera_tracking_geo_status_message(
+            self._status_flags(st), round(g.lat_deg * 1e7), round(g.lon_deg * 1e7), g.alt_m, g.sigma_m, nan,
+            g.vel_n, g.vel_e, nan, nan, g.dist_m, hdg, nan,
+        )  # fmt: skip
+
     def _send_status(self) -> None:
         msg = self.tracking_status()
         if msg is not None and self.send(msg):
             self._count("status_sent")
+        geo = self.geo_status()
+        if geo is not None and self.send(geo):
+            self._count("geo_status_sent")
 
     # --- the two threads ------------------------------------------------------------------------------------
 
@@ -511,6 +555,11 @@ class MavlinkCamera:
             self._ack(msg, cmd, d.MAV_RESULT_ACCEPTED if status is not None else d.MAV_RESULT_FAILED)
             if status is not None and self.send(status):
                 self._count("status_sent")
+        elif mid == MSG_CAMERA_TRACKING_GEO_STATUS and self.geo:
+            geo = self.geo_status()
+            self._ack(msg, cmd, d.MAV_RESULT_ACCEPTED if geo is not None else d.MAV_RESULT_FAILED)
+            if geo is not None and self.send(geo):
+                self._count("geo_status_sent")
         elif mid == MSG_HEARTBEAT:
             self._ack(msg, cmd, d.MAV_RESULT_ACCEPTED)
             self._heartbeat()
@@ -625,7 +674,7 @@ class MavlinkSink(Sink):
         acks = ", ".join(f"{v} {k}" for k, v in sorted(st.acks.items())) or "none"
         note = (
             f"{st.messages_in} messages in ({st.bad_data} undecodable), {st.commands} commands (acks: {acks}), "
-            f"{st.status_sent} tracking status and {st.heartbeats_sent} heartbeats sent, {st.send_failures} not "
+            f"{st.status_sent} tracking status ({st.geo_status_sent} geo) and {st.heartbeats_sent} heartbeats sent, {st.send_failures} not "
             f"sent, {st.link_failures} link failures"
         )
         return OutputStatus(self.flag, self.camera.config.connection, None, self.lost_frames, None, note)

@@ -13,6 +13,8 @@ Message (UTF-8 JSON, one object):
 `xyxy` in frame pixels (rounded to 0.1 px), `time_s` the frame's timestamp (capture time on the monotonic
 clock for live sources, media time for files), `target` the track the ground station selected (see
 `edgedet.link.target`). Rows without a track id (tracking off) have "id": -1.
+With a pose source (--telemetry) each track also carries lat, lon, east_m, north_m, sigma_m, as the JSON lines
+do (`GroundPositions`; null where it has no ground position); without one these keys are absent.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def frame_message(
     """The JSON-ready dict of one frame (see the module docstring)."""
     dets = result.detections
     h, w = result.frame.hw
-    tracks = []
+    tracks: list[dict[str, Any]] = []
     for (x1, y1, x2, y2), score, cls, tid in zip(
         dets.xyxy.tolist(),
         dets.confidence.tolist(),
@@ -60,6 +62,9 @@ def frame_message(
                 "xyxy": [round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
             }
         )
+    if result.geo is not None:  # the same keys and values as the JSON lines (edgedet.sinks.files)
+        for i, t in enumerate(tracks):
+            t.update(result.geo.row(i))
     target: dict[str, Any] | None = None
     if selector is not None:
         st = selector.status()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,33 @@ from edgedet.types import FrameResult
 
 IDLE, ACTIVE, LOST = "idle", "active", "lost"
 MODE_NONE, MODE_POINT, MODE_RECTANGLE = "none", "point", "rectangle"
+
+# Velocity from the target's ground positions over this window (frame time): one frame to the next is mostly
+# box jitter (a pixel at 50 m is several cm, over 33 ms that is metres per second).
+VELOCITY_WINDOW_S = 1.0
+VELOCITY_MIN_SPAN_S = 0.5
+
+
+@dataclass(frozen=True)
+class TargetGeo:
+    """The selected target's ground position in the frame it was last seen with one (see `GroundPositions`).
+
+    lat_deg, lon_deg: WGS84. east_m, north_m: from home. sigma_m: horizontal 1-sigma (m). alt_m: ellipsoidal
+    height of the ground it stands on (NaN: not known). dist_m: camera -> target (NaN: not known).
+    vel_n, vel_e: ground velocity in m/s over the last `VELOCITY_WINDOW_S` of positions (NaN until
+    `VELOCITY_MIN_SPAN_S` of them). frame_time_s: the frame this position comes from.
+    """
+
+    lat_deg: float
+    lon_deg: float
+    east_m: float
+    north_m: float
+    sigma_m: float
+    alt_m: float = math.nan
+    dist_m: float = math.nan
+    vel_n: float = math.nan
+    vel_e: float = math.nan
+    frame_time_s: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -35,6 +63,8 @@ class TargetStatus:
     updated_s: time.monotonic() when that frame was observed.
     coasting: active, but the track was not in the latest frame (box_norm is where it was last seen).
     frame_hw: (height, width) of the frame box_norm refers to.
+    geo: the target's ground position (None: no pose source, or no position since it was selected); while
+        coasting or lost, the last one.
     """
 
     state: str = IDLE
@@ -46,6 +76,7 @@ class TargetStatus:
     updated_s: float = math.nan
     coasting: bool = False
     frame_hw: tuple[int, int] = (0, 0)
+    geo: TargetGeo | None = None
 
     @property
     def center_norm(self) -> tuple[float, float] | None:
@@ -67,6 +98,7 @@ class _Seen:
     index: int
     time_s: float
     wall_s: float
+    geo: npt.NDArray[np.float64] | None  # (N, 7): lat, lon, east, north, sigma, range, ground alt (NaN: none)
 
 
 class TargetSelector:
@@ -83,6 +115,7 @@ class TargetSelector:
         self._seen: _Seen | None = None
         self._status = TargetStatus()
         self._last_seen_time_s = math.nan
+        self._track: deque[tuple[float, float, float]] = deque()  # (time_s, east, north) of the target
 
     # --- fed by the frame loop ------------------------------------------------------------------------------
 
@@ -90,6 +123,13 @@ class TargetSelector:
         """Record the tracks of one frame and update the selected target's box or lost state."""
         dets = result.detections
         keep = dets.track_id >= 0
+        geo = None
+        g = result.geo
+        if g is not None:
+            n = len(g)
+            rng = g.range_m if g.range_m is not None else np.full(n, np.nan)
+            cols = (g.lat, g.lon, g.east_m, g.north_m, g.sigma_m, rng, np.full(n, g.ground_alt_m))
+            geo = np.stack([np.asarray(c, np.float64).reshape(n) for c in cols], axis=1)[keep]
         seen = _Seen(
             ids=dets.track_id[keep].copy(),
             xyxy=dets.xyxy[keep].astype(np.float64),
@@ -97,6 +137,7 @@ class TargetSelector:
             index=result.frame.index,
             time_s=float(result.frame.timestamp_s),
             wall_s=time.monotonic(),
+            geo=geo,
         )
         with self._lock:
             self._seen = seen
@@ -116,6 +157,7 @@ class TargetSelector:
                     seen.wall_s,
                     False,
                     seen.hw,
+                    self._geo_of(seen, int(hit[0]), st.geo),
                 )
             else:
                 # Keep the last box so the ground station sees where the target was when it went missing.
@@ -130,6 +172,7 @@ class TargetSelector:
                     seen.wall_s,
                     not lost,
                     st.frame_hw,
+                    st.geo,
                 )
 
     # --- commands from the ground station -------------------------------------------------------------------
@@ -220,8 +263,27 @@ class TargetSelector:
             raise SelectionError(f"no tracks in the latest frame ({seen.index}); is tracking on?")
         return seen
 
+    def _geo_of(self, seen: _Seen, row: int, last: TargetGeo | None) -> TargetGeo | None:
+        """The target's TargetGeo from row `row` of `seen` (the last one when this frame has none)."""
+        if seen.geo is None:
+            return None
+        lat, lon, east, north, sigma, rng, alt = (float(v) for v in seen.geo[row])
+        if not (math.isfinite(lat) and math.isfinite(lon)):
+            return last
+        trail = self._track
+        trail.append((seen.time_s, east, north))
+        while trail and seen.time_s - trail[0][0] > VELOCITY_WINDOW_S:
+            trail.popleft()
+        vel_n = vel_e = math.nan
+        t0, e0, n0 = trail[0]
+        if seen.time_s - t0 >= VELOCITY_MIN_SPAN_S:
+            dt = seen.time_s - t0
+            vel_n, vel_e = (north - n0) / dt, (east - e0) / dt
+        return TargetGeo(lat, lon, east, north, sigma, alt, rng, vel_n, vel_e, seen.time_s)
+
     def _select(self, seen: _Seen, row: int, mode: str) -> TargetStatus:
         self._last_seen_time_s = seen.time_s
+        self._track.clear()
         self._status = TargetStatus(
             ACTIVE,
             mode,
@@ -232,6 +294,7 @@ class TargetSelector:
             seen.wall_s,
             False,
             seen.hw,
+            self._geo_of(seen, row, None),
         )
         return self._status
 
@@ -252,4 +315,4 @@ def _norm(xyxy: npt.NDArray[np.float64], hw: tuple[int, int]) -> tuple[float, fl
     )
 
 
-__all__ = ["ACTIVE", "IDLE", "LOST", "SelectionError", "TargetSelector", "TargetStatus"]
+__all__ = ["ACTIVE", "IDLE", "LOST", "SelectionError", "TargetGeo", "TargetSelector", "TargetStatus"]
