@@ -22,3 +22,12 @@ class LoadedModel:
     stride: int
     kind: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_names(names: Any) -> tuple[str, ...]:
+    """Class names as a checkpoint stores them: an {id: name} dict (in id order) or a list; () for anything else."""
+    if isinstance(names, dict):
+        return tuple(str(names[k]) for k in sorted(names))
+    if isinstance(names, (list, tuple)):
+        return tuple(str(n) for n in names)
+    return ()

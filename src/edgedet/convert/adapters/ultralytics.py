@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedet._optional import available, require
-from edgedet.convert.adapters.base import LoadedModel
+from edgedet.convert.adapters.base import LoadedModel, checkpoint_names
 from edgedet.errors import DataError, MissingDependencyError, ModelError
 
 LOADERS = ("auto", "builtin", "ultralytics")
@@ -149,12 +149,7 @@ def _choose_head(head: Any, one2many: bool, path: str | Path) -> bool:
 
 
 def _names(names: Any, nc: int, path: str | Path) -> tuple[str, ...]:
-    if isinstance(names, dict):
-        out = tuple(str(names[k]) for k in sorted(names))
-    elif isinstance(names, (list, tuple)):
-        out = tuple(str(n) for n in names)
-    else:
-        out = ()
+    out = checkpoint_names(names)
     if len(out) != nc:
         if out:
             raise ModelError(f"{path}: {len(out)} class names for {nc} classes; pass --names")

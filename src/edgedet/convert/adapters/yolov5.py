@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedet._optional import require
-from edgedet.convert.adapters.base import LoadedModel
+from edgedet.convert.adapters.base import LoadedModel, checkpoint_names
 from edgedet.convert.adapters.yolov5_modules import prepare_for_export, yolov5_classes
 from edgedet.errors import DataError, ModelError
 
@@ -262,12 +262,7 @@ def _load_statedict_or_none(path: Path) -> dict[str, Any] | None:
 
 
 def _names(names: Any, nc: int) -> tuple[str, ...]:
-    if isinstance(names, dict):
-        out = tuple(str(names[k]) for k in sorted(names))
-    elif isinstance(names, (list, tuple)):
-        out = tuple(str(n) for n in names)
-    else:
-        out = ()
+    out = checkpoint_names(names)
     if len(out) != nc:
         return tuple(str(i) for i in range(nc))
     return out
