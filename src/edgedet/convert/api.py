@@ -197,7 +197,7 @@ def validate(config: ConvertConfig) -> None:
             "--weights goes with a module factory source (pkg.module:factory); a .pt carries its weights"
         )
     if config.dynamic and config.int8:
-        # onnxruntime's quantization pre-processing fails on a dynamic batch dimension (DESIGN.md section 6)
+        # onnxruntime's quantization pre-processing fails on a dynamic batch dimension (seen with onnxruntime 1.32)
         raise ConfigError(
             "--dynamic cannot be combined with --int8 (quantization needs a fixed batch); drop one"
         )

@@ -28,7 +28,7 @@ from edgedet.sources.base import Opener, Scheme, Source, SourceConfig
 from edgedet.sources.files import IMAGE_SUFFIXES, ImageSequenceSource, VideoFileSource, image_folder
 from edgedet.sources.live import LiveSource
 
-# FFmpeg network streams: without these a stalled RTSP server blocks read() ~30 s (DESIGN.md pitfalls).
+# FFmpeg network streams: without these a stalled RTSP server blocks read() ~30 s (measured with PyPI's OpenCV).
 FFMPEG_TIMEOUT_MS = 2000
 NETWORK_HINT = (
     "check the URL, that the server is up and reachable from here (`ffprobe URL`), and the network link"
