@@ -139,30 +139,12 @@ def latency(args: argparse.Namespace, models: dict[str, Path]) -> dict[str, Any]
 def tracking(args: argparse.Namespace, models: dict[str, Path]) -> dict[str, Any]:
     from edgedet.config import RunConfig
     from edgedet.eval.mot import evaluate
-    from edgedet.motchallenge import MotGroundTruth, SeqInfo
     from edgedet.pipeline import build_pipeline
-    from edgedet.scenes import DemoScene, motchallenge_rows
+    from edgedet.scenes import DemoScene, scene_mot_truth
 
-    gts: dict[int, tuple[MotGroundTruth, SeqInfo]] = {}
+    gts: dict[int, tuple[Any, Any]] = {}
     for index in range(args.mot_flights):
-        scene = DemoScene(seed=0, split=args.split, index=index, frames=args.mot_frames)
-        # MOTChallenge's 1-based x, y, as the tracks the pipeline writes (--save-mot)
-        rows = motchallenge_rows(np.concatenate([gt for _, gt in scene]))
-        counted = scored(rows)
-        h, w = scene.config.size_hw
-        gts[index] = (
-            MotGroundTruth(
-                frame=rows[:, 0].astype(np.int64),
-                track_id=rows[:, 1].astype(np.int64),
-                xywh=rows[:, 2:6].copy(),
-                flag=np.ones(len(rows), np.int64),
-                # class-agnostic: every scored object is MOT17's class 1; the rest are distractors (class 8)
-                class_id=np.where(counted, 1, 8).astype(np.int64),
-                visibility=rows[:, 8].copy(),
-                has_classes=True,
-            ),
-            SeqInfo(scene.name, scene.config.fps, args.mot_frames, w, h),
-        )
+        gts[index] = scene_mot_truth(DemoScene(seed=0, split=args.split, index=index, frames=args.mot_frames))
     out: dict[str, Any] = {"flights": args.mot_flights, "frames": args.mot_frames, "split": args.split}
     # (precision, detect every, target fps, camera-motion compensation)
     skips: list[tuple[int, float | None]] = [(1, None), (2, None), (3, None)]

@@ -177,27 +177,11 @@ def geo_accuracy(args: argparse.Namespace) -> dict[str, Any]:
 
 def tracking(args: argparse.Namespace) -> dict[str, Any]:
     from edgedet.eval.mot import evaluate
-    from edgedet.motchallenge import MotGroundTruth, SeqInfo
-    from edgedet.scenes import DemoScene, motchallenge_rows, scored
+    from edgedet.scenes import DemoScene, scene_mot_truth
 
     gts: dict[int, tuple[Any, Any]] = {}
     for index in range(args.flights):
-        scene = DemoScene(seed=0, split=args.split, index=index, frames=args.frames)
-        rows = motchallenge_rows(np.concatenate([gt for _, gt in scene]))
-        counted = scored(rows)
-        h, w = scene.config.size_hw
-        gts[index] = (
-            MotGroundTruth(
-                frame=rows[:, 0].astype(np.int64),
-                track_id=rows[:, 1].astype(np.int64),
-                xywh=rows[:, 2:6].copy(),
-                flag=np.ones(len(rows), np.int64),
-                class_id=np.where(counted, 1, 8).astype(np.int64),
-                visibility=rows[:, 8].copy(),
-                has_classes=True,
-            ),
-            SeqInfo(scene.name, scene.config.fps, args.frames, w, h),
-        )
+        gts[index] = scene_mot_truth(DemoScene(seed=0, split=args.split, index=index, frames=args.frames))
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for every in (1, 2, 3):

@@ -441,3 +441,21 @@ def test_endless_scene_and_sensor_effects() -> None:
     d = np.abs(imgs[0].astype(np.int16) - clean[0].astype(np.int16))
     assert 1.0 < d.mean() < 40.0
     assert np.corrcoef(imgs[0].ravel(), clean[0].ravel())[0, 1] > 0.8
+
+
+def test_scene_mot_truth_is_the_written_gt_txt_with_distractors_marked(tmp_path: Path) -> None:
+    """The in-memory truth the demo benchmarks score against equals gt.txt row for row; objects `scored` rejects
+    become MOT17 distractors (class 8), the rest class 1; the sequence info matches the scene."""
+    from edgedet.scenes import scene_mot_truth, scored
+
+    scene = DemoScene(seed=0, config=replace(SMALL, frames=10), split="val", index=2)
+    rec = write_sequence(scene, tmp_path, rel_to=tmp_path)
+    truth, info = scene_mot_truth(scene)
+    gt = np.loadtxt(rec.path / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    assert len(truth.frame) == len(gt) > 10
+    np.testing.assert_array_equal(truth.frame, gt[:, 0].astype(np.int64))
+    np.testing.assert_array_equal(truth.track_id, gt[:, 1].astype(np.int64))
+    np.testing.assert_allclose(truth.xywh, gt[:, 2:6], atol=0.01)
+    expected = np.where(scored(gt), 1, 8)
+    np.testing.assert_array_equal(truth.class_id, expected)
+    assert (info.name, info.seq_length, info.im_width, info.im_height) == (scene.name, 10, 320, 192)

@@ -9,7 +9,14 @@ tilts, with motion blur, exposure drift and sensor noise. Needs only numpy and O
 from edgedet.scenes.agents import CLASS_NAMES
 from edgedet.scenes.scene import SPLITS, DemoScene, SceneConfig, scene_seed
 from edgedet.scenes.telemetry import REALISTIC, TelemetryNoise, demo_geo, scene_pose_source, scene_telemetry
-from edgedet.scenes.writer import gt_to_detections, motchallenge_rows, scored, write_coco, write_sequence
+from edgedet.scenes.writer import (
+    gt_to_detections,
+    motchallenge_rows,
+    scene_mot_truth,
+    scored,
+    write_coco,
+    write_sequence,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -21,6 +28,7 @@ __all__ = [
     "demo_geo",
     "gt_to_detections",
     "motchallenge_rows",
+    "scene_mot_truth",
     "scene_pose_source",
     "scene_seed",
     "scene_telemetry",

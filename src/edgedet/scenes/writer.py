@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet.errors import ConfigError, SinkError
+from edgedet.motchallenge import MotGroundTruth, SeqInfo
 from edgedet.scenes.scene import DemoScene
 from edgedet.scenes.telemetry import REALISTIC, TelemetryNoise, scene_telemetry
 from edgedet.types import Detections
@@ -58,6 +59,24 @@ def scored(
     regions, MOT distractors). The same rule makes the training labels, the COCO/YOLO files and the scoring."""
     g = np.asarray(gt, np.float64).reshape(-1, 9)
     return (g[:, 6] > 0) & (g[:, 8] >= min_visibility) & (g[:, 4] >= min_side_px) & (g[:, 5] >= min_side_px)
+
+
+def scene_mot_truth(scene: DemoScene) -> tuple[MotGroundTruth, SeqInfo]:
+    """A rendered flight's MOTChallenge ground truth, class-agnostic as the demo is scored: every `scored` object is
+    MOT17's class 1 (pedestrian), the rest are distractors (class 8, neither rewarded nor penalised); boxes in
+    MOTChallenge's 1-based pixels like the tracks `--save-mot` writes. Renders the whole flight."""
+    rows = motchallenge_rows(np.concatenate([gt for _, gt in scene]))
+    h, w = scene.config.size_hw
+    truth = MotGroundTruth(
+        frame=rows[:, 0].astype(np.int64),
+        track_id=rows[:, 1].astype(np.int64),
+        xywh=rows[:, 2:6].copy(),
+        flag=np.ones(len(rows), np.int64),
+        class_id=np.where(scored(rows), 1, 8).astype(np.int64),
+        visibility=rows[:, 8].copy(),
+        has_classes=True,
+    )
+    return truth, SeqInfo(scene.name, scene.config.fps, len(scene), w, h)
 
 
 def gt_to_detections(gt: npt.NDArray[np.float64], min_visibility: float = 0.0) -> Detections:
