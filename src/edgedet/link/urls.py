@@ -6,6 +6,7 @@ Pure functions with no optional imports, so a bad address fails with one clear l
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -83,23 +84,27 @@ def _port(value: int | None, default: int | None, url: str, flag: str, usage: st
     return port
 
 
-def _split(url: str, flag: str, usage: str) -> tuple[str, str, int | None, str, str]:
+def _split(
+    url: str, flag: str, usage: str, schemes: Collection[str]
+) -> tuple[str, str, int | None, str, str]:
+    """(scheme, host, port, path, query) of a link address with a known scheme and a host; ConfigError else."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port  # raises ValueError for a non-numeric or out-of-range port
     except ValueError as exc:
         raise ConfigError(f"{flag} {url}: {exc}: write {usage}") from exc
-    return parts.scheme.lower(), parts.hostname or "", port, parts.path, parts.query
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in schemes:
+        raise ConfigError(f"{flag} {url}: unknown scheme {scheme or '(none)'!r}: write {usage}")
+    if not host:
+        raise ConfigError(f"{flag} {url}: no host: write {usage}")
+    return scheme, host, port, parts.path, parts.query
 
 
 def parse_stream_url(url: str) -> StreamUrl:
     """`--stream URL` -> StreamUrl; ConfigError naming the problem and the accepted forms otherwise."""
     flag = "--stream"
-    scheme, host, port, path, _query = _split(url, flag, STREAM_USAGE)
-    if scheme not in STREAM_SCHEMES:
-        raise ConfigError(f"{flag} {url}: unknown scheme {scheme or '(none)'!r}: write {STREAM_USAGE}")
-    if not host:
-        raise ConfigError(f"{flag} {url}: no host: write {STREAM_USAGE}")
+    scheme, host, port, path, _query = _split(url, flag, STREAM_USAGE, STREAM_SCHEMES)
     if scheme == "rtsp":
         port_num = _port(port, 8554, url, flag, STREAM_USAGE)
         if path.strip("/") == "":
@@ -119,11 +124,7 @@ def parse_stream_url(url: str) -> StreamUrl:
 def parse_publish_url(url: str) -> PublishUrl:
     """`--publish URL` -> PublishUrl; ConfigError naming the problem and the accepted forms otherwise."""
     flag = "--publish"
-    scheme, host, port, path, query = _split(url, flag, PUBLISH_USAGE)
-    if scheme not in PUBLISH_SCHEMES:
-        raise ConfigError(f"{flag} {url}: unknown scheme {scheme or '(none)'!r}: write {PUBLISH_USAGE}")
-    if not host:
-        raise ConfigError(f"{flag} {url}: no host: write {PUBLISH_USAGE}")
+    scheme, host, port, path, query = _split(url, flag, PUBLISH_USAGE, PUBLISH_SCHEMES)
     if scheme == "udp":
         return PublishUrl(url.strip(), scheme, host, _port(port, None, url, flag, PUBLISH_USAGE))
     topic = path.lstrip("/")
