@@ -2,12 +2,12 @@
 
 For each size the real checkpoint (../shared/data/models/yolov5n.pt) is converted TWICE from scratch, each time
 exactly as `edgedet convert yolov5n.pt --imgsz S --int8 --calib coco128/images/train2017 --labels
-coco128/labels/train2017` does (96 calibration images, the gate on the other 32). Then FP32 and both INT8 files
+coco128/labels/train2017` does (96 calibration images, every 4th held out; the gate scores all 128). Then FP32 and both INT8 files
 are scored on all 128 images (pycocotools, conf 0.001, IoU 0.6, multi-label) and the two INT8 files' sha256
-compared. Latency: ONNX Runtime CPU, 2 threads, model `run` only, FP32 and INT8 timed round-robin on the same
+compared. Latency: ONNX Runtime CPU, 1 and 2 threads (`--threads`), model `run` only, FP32 and INT8 timed round-robin on the same
 input in one loop so machine noise hits both alike; the ratio is what to read.
 
-    python benchmarks/bench_precision.py [--sizes 320 640] [--rounds 60] [--v8]
+    python benchmarks/bench_precision.py [--sizes 320 640] [--rounds 60] [--threads 1 2] [--v8]
 """
 
 from __future__ import annotations
@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[320, 640])
     ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="ONNX Runtime intra-op threads to time"
+    )
     ap.add_argument("--v8", action="store_true", help="also time a random-init YOLOv8n-shaped graph")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -193,14 +196,19 @@ def main(argv: list[str] | None = None) -> int:
                 fp32_path, int8_path, gate = out / "yolov5n.onnx", exc.rejected_path, verdict(exc.result)
             print(
                 f"[{size}] run {r}: converted in {time.perf_counter() - t0:.0f} s; gate drop "
-                f"{gate.get('drop_points')} on {gate.get('images')} held-out images ({gate.get('verdict')}; tries "
+                f"{gate.get('drop_points')} on {gate.get('images')} images ({gate.get('verdict')}; tries "
                 f"{gate.get('tries')})",
                 flush=True,
             )
             runs.append((fp32_path, int8_path))
         f32 = evaluate_detections(runs[0][0], ds)
         i8 = [evaluate_detections(p, ds) for _, p in runs]
-        lat = interleaved_latency({"fp32": runs[0][0], "int8": runs[0][1]}, (1, 3, size, size), args.rounds)
+        lat = {
+            t: interleaved_latency(
+                {"fp32": runs[0][0], "int8": runs[0][1]}, (1, 3, size, size), args.rounds, t
+            )
+            for t in args.threads
+        }
         same = _sha(runs[0][1]) == _sha(runs[1][1])
         rows.append((size, f32, i8, lat, same, _sha(runs[0][1])))
         print(
@@ -208,15 +216,20 @@ def main(argv: list[str] | None = None) -> int:
             f"run2 {i8[1].map50_95:.4f}/{i8[1].map50:.4f}  identical files: {same}",
             flush=True,
         )
-    print("\n== YOLOv5n on coco128 (all 128 images): mAP50-95 / mAP50, model ms p50 (ORT CPU, 2 threads)")
     print(
-        "size | FP32          | INT8 run 1    | INT8 run 2    | drop (pts) | FP32 ms | INT8 ms | speed-up | same file"
+        "\n== YOLOv5n on coco128 (all 128 images): mAP50-95 / mAP50, model ms p50 (ORT CPU, by intra-op threads)"
+    )
+    print(
+        "size | FP32          | INT8 run 1    | INT8 run 2    | drop (pts) | threads: FP32 / INT8 ms (speed-up) | same file"
     )
     for size, f32, i8, lat, same, sha in rows:
+        timing = "  ".join(
+            f"{t}: {v['fp32']:.1f} / {v['int8']:.1f} ({v['fp32'] / v['int8']:.2f}x)" for t, v in lat.items()
+        )
         print(
             f"{size:4d} | {f32.map50_95:.3f} / {f32.map50:.3f} | {i8[0].map50_95:.3f} / {i8[0].map50:.3f} | "
             f"{i8[1].map50_95:.3f} / {i8[1].map50:.3f} | {100 * (f32.map50_95 - i8[0].map50_95):+.2f}      | "
-            f"{lat['fp32']:7.1f} | {lat['int8']:7.1f} | {lat['fp32'] / lat['int8']:.2f}x    | {same} ({sha})"
+            f"{timing} | {same} ({sha})"
         )
     if args.v8:
         from edgedet.convert.quantize import quantize_int8_detailed
@@ -230,11 +243,12 @@ def main(argv: list[str] | None = None) -> int:
             load_onnx_spec(v8),
             "minmax",
         )
-        lat = interleaved_latency({"fp32": v8, "int8": q.path}, (1, 3, 640, 640), args.rounds)
-        print(
-            f"\n== YOLOv8n-like 640 (random weights): fp32 {lat['fp32']:.1f} ms, int8 {lat['int8']:.1f} ms, "
-            f"{lat['fp32'] / lat['int8']:.2f}x"
-        )
+        for t in args.threads:
+            v = interleaved_latency({"fp32": v8, "int8": q.path}, (1, 3, 640, 640), args.rounds, t)
+            print(
+                f"\n== YOLOv8n-like 640 (random weights), {t} thread(s): fp32 {v['fp32']:.1f} ms, "
+                f"int8 {v['int8']:.1f} ms, {v['fp32'] / v['int8']:.2f}x"
+            )
     return 0
 
 

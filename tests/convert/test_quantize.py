@@ -191,3 +191,80 @@ def test_reduce_range_only_where_the_cpu_lacks_vnni(flags: str, expected: bool) 
     from edgedet.convert.quantize import needs_reduce_range
 
     assert needs_reduce_range(flags) is expected
+
+
+def _ops(path: Path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_silu_fusion_is_exact_on_the_float_graph_and_leaves_other_sigmoids(tmp_path: Path) -> None:
+    from edgedet.convert.silu_fusion import fuse_silu
+
+    src = tiny_yolov5(tmp_path / "t.onnx")
+    m = onnx.load(str(src))
+    assert fuse_silu(m) == 2
+    ops = [n.op_type for n in m.graph.node]
+    assert (
+        ops.count("QuickGelu") == 2 and ops.count("Sigmoid") == 1
+    )  # the decode's sigmoid (times a constant)
+    assert [n.name for n in m.graph.node if n.op_type == "Sigmoid"] == ["dec_sigmoid"]
+    onnx.save(m, str(tmp_path / "f.onnx"))
+    x = np.random.default_rng(3).random((1, 3, *HW), dtype=np.float32) * 2 - 0.5
+    ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    got = ort.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x}
+    )[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_int8_runs_silu_as_quickgelu_between_int8_convs(tmp_path: Path, images: list[Path]) -> None:
+    src = tiny_yolov5(tmp_path / "t.onnx")
+    fused = quantize_int8_detailed(src, tmp_path / "fused.onnx", images, SPEC, "minmax", min_images=8)
+    plain = quantize_int8_detailed(
+        src,
+        tmp_path / "plain.onnx",
+        images,
+        SPEC,
+        "minmax",
+        min_images=8,
+        ranges=fused.ranges,
+        fuse_silu_cpu=False,
+    )
+    assert fused.silu_fused == 2 and plain.silu_fused == 0
+    ops = _ops(fused.path)
+    assert ops.count("QuickGelu") == 2 and ops.count("Sigmoid") == 1
+    assert _ops(plain.path).count("Sigmoid") == 3
+    # ONNX Runtime still turns both backbone convs into int8 QLinearConv around the float QuickGelu
+    o = ort.SessionOptions()
+    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    o.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(fused.path), o, providers=["CPUExecutionProvider"])
+    assert _ops(tmp_path / "opt.onnx").count("QLinearConv") == 2
+    spec = ModelSpec.from_json({p.key: p.value for p in onnx.load(str(fused.path)).metadata_props}[SPEC_KEY])
+    assert '"silu": "2 fused to float QuickGelu"' in spec.provenance["calibration"]
+    # one rounding fewer per SiLU: at least as close to FP32 as the quantized Sigmoid * Mul
+    from edgedet.preprocess import Preprocessor
+
+    errs = {}
+    for name, path in (("fused", fused.path), ("plain", plain.path)):
+        e = []
+        for img in images:
+            x, _ = Preprocessor(SPEC)(cv2.imread(str(img)))  # type: ignore[arg-type]
+            ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"images": x})[
+                0
+            ]
+            got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+                None, {"images": x}
+            )[0]
+            e.append(float(np.abs(got - ref).mean()))
+        errs[name] = float(np.mean(e))
+    assert errs["fused"] <= errs["plain"] * 1.05, errs
+
+
+def test_tensorrt_int8_keeps_plain_sigmoid_mul(tmp_path: Path, images: list[Path]) -> None:
+    src = tiny_yolov5(tmp_path / "t.onnx")
+    res = quantize_int8_detailed(src, tmp_path / "q.onnx", images, SPEC, min_images=8, activation_type="int8")
+    assert res.silu_fused == 0
+    ops = _ops(res.path)
+    assert "QuickGelu" not in ops and ops.count("Sigmoid") == 3
+    assert all(n.domain in ("", "ai.onnx") for n in onnx.load(str(res.path)).graph.node)

@@ -55,6 +55,7 @@ class QuantizeResult:
     excluded_nodes: tuple[str, ...]
     decode_nodes: tuple[str, ...]
     ranges: Mapping[str, tuple[float, float]]
+    silu_fused: int = 0  # SiLUs run as one float QuickGelu between dequantize and quantize (CPU files)
 
 
 def _ort_method(method: str) -> Any:
@@ -245,6 +246,7 @@ def quantize_int8_detailed(
     ranges: Mapping[str, tuple[float, float]] | None = None,
     reduce_range: bool | None = None,
     threads: int = 2,
+    fuse_silu_cpu: bool = True,
 ) -> QuantizeResult:
     """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges.
 
@@ -252,6 +254,8 @@ def quantize_int8_detailed(
     is skipped (the repair loop re-quantizes with other layers in float, the ranges stay the same).
     reduce_range: 7-bit weights, which avoid the int16 overflow of ONNX Runtime's uint8 x int8 kernels on x86
     CPUs without VNNI; None = on exactly there (see `needs_reduce_range`).
+    fuse_silu_cpu: for uint8 (CPU) files, run each SiLU as one dequantize -> QuickGelu -> quantize instead of a
+    quantized Sigmoid and Mul (faster and exact; `silu_fusion.py`). int8 (TensorRT) files are never fused.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
@@ -326,8 +330,11 @@ def quantize_int8_detailed(
                 "CalibTensorRangeSymmetric": int8_acts,
             },
         )
-    _write_spec(out, spec, fp32_onnx, calib_images, method, activation_type, excluded, reduce_range)
-    return QuantizeResult(out, tuple(excluded), tuple(decode), dict(ranges))
+    fused = 0
+    if fuse_silu_cpu and not int8_acts:
+        fused = _fuse_silu_file(out)
+    _write_spec(out, spec, fp32_onnx, calib_images, method, activation_type, excluded, reduce_range, fused)
+    return QuantizeResult(out, tuple(excluded), tuple(decode), dict(ranges), fused)
 
 
 def quantize_int8(
@@ -364,6 +371,19 @@ def quantize_int8(
     ).path
 
 
+def _fuse_silu_file(path: Path) -> int:
+    import onnx
+
+    from edgedet.convert.silu_fusion import fuse_silu
+
+    model = onnx.load(str(path))
+    n = fuse_silu(model)
+    if n:
+        onnx.save(model, str(path))
+        log.info("%d SiLU activations run as dequantize -> QuickGelu -> quantize (ONNX Runtime CPU)", n)
+    return n
+
+
 def _write_spec(
     out: Path,
     spec: ModelSpec,
@@ -373,6 +393,7 @@ def _write_spec(
     activation_type: str,
     excluded: Sequence[str],
     reduce_range: bool = False,
+    silu_fused: int = 0,
 ) -> None:
     import onnx
 
@@ -391,6 +412,7 @@ def _write_spec(
                     "activations": activation_type,
                     "weights": "int7 per-channel symmetric" if reduce_range else "int8 per-channel symmetric",
                     "float_nodes": len(excluded),
+                    "silu": f"{silu_fused} fused to float QuickGelu" if silu_fused else "as quantized",
                 },
                 sort_keys=True,
             ),
