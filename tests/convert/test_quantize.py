@@ -268,3 +268,27 @@ def test_tensorrt_int8_keeps_plain_sigmoid_mul(tmp_path: Path, images: list[Path
     ops = _ops(res.path)
     assert "QuickGelu" not in ops and ops.count("Sigmoid") == 3
     assert all(n.domain in ("", "ai.onnx") for n in onnx.load(str(res.path)).graph.node)
+
+
+def test_silu_input_range_starts_where_silu_output_rounds_to_zero(tmp_path: Path) -> None:
+    import math
+
+    from edgedet.convert.silu_fusion import clip_silu_inputs, silu_pairs
+
+    m = onnx.load(str(tiny_yolov5(tmp_path / "t.onnx")))
+    assert silu_pairs(m) == [("c1", "a1"), ("c2", "a2")]
+    ranges = {
+        "c1": (-20.0, 10.0),
+        "a1": (-0.2785, 10.0),
+        "c2": (-1.0, 4.0),
+        "a2": (-0.27, 4.0),
+        "h": (-9.0, 9.0),
+    }
+    got = clip_silu_inputs(m, ranges)
+    lo = got["c1"][0]
+    half_step = (10.0 + 0.2785) / 255 / 2
+    assert -7.0 < lo < -5.0 and got["c1"][1] == 10.0
+    assert math.isclose(abs(lo / (1 + math.exp(-lo))), half_step, rel_tol=1e-6)
+    assert got["c2"] == (-1.0, 4.0)  # its tail ends above SiLU's minimum: nothing to cut
+    assert got["h"] == (-9.0, 9.0) and got["a1"] == ranges["a1"]  # not SiLU inputs
+    assert ranges["c1"] == (-20.0, 10.0)  # the caller's ranges are not changed

@@ -247,6 +247,7 @@ def quantize_int8_detailed(
     reduce_range: bool | None = None,
     threads: int = 2,
     fuse_silu_cpu: bool = True,
+    clip_silu: bool = True,
 ) -> QuantizeResult:
     """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges.
 
@@ -256,6 +257,8 @@ def quantize_int8_detailed(
     CPUs without VNNI; None = on exactly there (see `needs_reduce_range`).
     fuse_silu_cpu: for uint8 (CPU) files, run each SiLU as one dequantize -> QuickGelu -> quantize instead of a
     quantized Sigmoid and Mul (faster and exact; `silu_fusion.py`). int8 (TensorRT) files are never fused.
+    clip_silu: for uint8 files, start each SiLU input's range where SiLU's output has reached 0 within half a
+    step (`silu_fusion.clip_silu_inputs`); the returned `ranges` are the calibrated ones, before this.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
@@ -306,8 +309,13 @@ def quantize_int8_detailed(
             log.info(
                 "7-bit weights (reduce_range): this x86 CPU has no VNNI, whose absence makes u8 x s8 overflow"
             )
+        q_ranges: Mapping[str, tuple[float, float]] = ranges
+        if clip_silu and not int8_acts:
+            from edgedet.convert.silu_fusion import clip_silu_inputs
+
+            q_ranges = clip_silu_inputs(model, ranges)
         cache = work / "calib.json"
-        save_tensors_data(to_tensors_data(ranges), cache)
+        save_tensors_data(to_tensors_data(q_ranges), cache)
         excluded = sorted(set(decode) | set(exclude_nodes))
         quantize_static(
             str(prepared),

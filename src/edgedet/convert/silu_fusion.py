@@ -17,10 +17,14 @@ become `QuickGelu(x, alpha=1)` writing the Mul's output tensor, so what reads th
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 CONTRIB_DOMAIN = "com.microsoft"
+#: SiLU's minimum is at x = -1.2785; below it SiLU rises back towards 0
+_SILU_ARGMIN = -1.2784645
 
 
 def fuse_silu(model: Any) -> int:
@@ -79,6 +83,60 @@ def fuse_silu(model: Any) -> int:
     return len(replace)
 
 
+def silu_pairs(model: Any) -> list[tuple[str, str]]:
+    """(input, output) tensor names of every float SiLU (x -> Sigmoid -> Mul(x, sigmoid)) in `model`."""
+    readers: dict[str, list[Any]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name].append(node)
+    pairs = []
+    for sig in model.graph.node:
+        if sig.op_type != "Sigmoid":
+            continue
+        x = sig.input[0]
+        for mul in readers.get(sig.output[0], []):
+            if mul.op_type == "Mul" and sorted(mul.input) == sorted([x, sig.output[0]]):
+                pairs.append((x, mul.output[0]))
+    return pairs
+
+
+def _silu(x: float) -> float:
+    return x / (1.0 + math.exp(-x))
+
+
+def clip_silu_inputs(model: Any, ranges: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """Ranges with each SiLU input's low end raised to where SiLU is within half an output step of 0.
+
+    A conv feeding a SiLU is quantized on its own (uint8, asymmetric) range, and a long negative tail (YOLOv5n's
+    stem reaches about -20) spends most of the 256 levels on inputs that SiLU maps to ~0. Below the point t where
+    |SiLU(t)| is half the SiLU output's quantization step, every input rounds to the same output level anyway,
+    so [t, high] loses nothing there and halves the step for the values that matter. Only for uint8 (CPU) files.
+    """
+    out = dict(ranges)
+    for x, y in silu_pairs(model):
+        if x not in ranges or y not in ranges:
+            continue
+        lo, hi = ranges[x]
+        y_lo, y_hi = ranges[y]
+        half_step = (y_hi - min(y_lo, 0.0)) / 255 / 2
+        if half_step <= 0 or lo >= _SILU_ARGMIN:
+            continue
+        a, b = (
+            -60.0,
+            _SILU_ARGMIN,
+        )  # |SiLU| falls monotonically from b down to a: bisect |SiLU(t)| = half_step
+        if abs(_silu(a)) > half_step:
+            continue
+        for _ in range(60):
+            mid = (a + b) / 2
+            if abs(_silu(mid)) > half_step:
+                b = mid
+            else:
+                a = mid
+        out[x] = (max(lo, a), hi)
+    return out
+
+
 def _drop_unused_initializers(graph: Any) -> None:
     """The removed Q/DQ pairs leave their scale/zero-point constants behind; ONNX Runtime warns about each."""
     used = {name for node in graph.node for name in node.input}
@@ -88,4 +146,4 @@ def _drop_unused_initializers(graph: Any) -> None:
         graph.initializer.extend(keep)
 
 
-__all__ = ["CONTRIB_DOMAIN", "fuse_silu"]
+__all__ = ["CONTRIB_DOMAIN", "clip_silu_inputs", "fuse_silu", "silu_pairs"]
