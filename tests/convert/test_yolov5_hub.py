@@ -27,13 +27,13 @@ from edgedet.convert.adapters import yolov5_modules as ym  # noqa: E402  (needs 
 from edgedet.convert.adapters.yolov5 import RestrictedUnpickler, load_yolov5  # noqa: E402
 from edgedet.convert.api import ConvertConfig, convert  # noqa: E402
 
-_YOLO_MODULE = {"Detect": "models.yolo", "Segment": "models.yolo"}
+_YOLO_MODULE = {"Detect": "models.yolo", "Segment": "models.yolo", "MixConv2d": "models.experimental"}
 
 
 @contextmanager
 def yolov5_module_paths() -> Iterator[None]:
     """Make edgedet's classes pickle as YOLOv5's (models.common.Conv, models.yolo.Detect, ...) for a moment."""
-    fake = {n: types.ModuleType(n) for n in ("models", "models.common", "models.yolo")}
+    fake = {n: types.ModuleType(n) for n in ("models", "models.common", "models.yolo", "models.experimental")}
     classes = {**ym.MODULES, "DetectionModel": ym.DetectionModel}
     saved = {}
     for name, cls in classes.items():
@@ -91,6 +91,8 @@ def test_yaml_layout_converts_with_parity(name: str, tmp_path: Path) -> None:
     reference = model.float()  # the fp16-rounded weights, back in float: what the checkpoint holds
     names = pickle_globals(ckpt)
     assert "models.yolo.DetectionModel" in names and "models.common.Conv" in names
+    if name == "module-zoo":
+        assert "models.experimental.MixConv2d" in names
     assert detect_source_kind(str(ckpt)) == "yolov5"
 
     imgsz = max(128, 2 * stride)
@@ -134,6 +136,7 @@ def test_layouts_use_the_modules_they_are_named_for() -> None:
         "Expand",
         "C3SPP",
         "GhostBottleneck",
+        "MixConv2d",
     }
     assert zoo <= used["module-zoo"]
     assert len(build("yolov5-p7")[0].model[-1].m) == 5 and len(build("yolov5-p2")[0].model[-1].m) == 4
@@ -175,3 +178,13 @@ def test_getattr_is_allowed_only_for_the_head_method_reference() -> None:
         RestrictedUnpickler(io.BytesIO(evil)).load()
     fine = b"\x80\x02c__builtin__\ngetattr\nq\x00cmodels.yolo\nDetect\nq\x01X\x07\x00\x00\x00forwardq\x02\x86q\x03Rq\x04."
     assert RestrictedUnpickler(io.BytesIO(fine)).load() is ym.Detect.forward
+
+
+def test_mixconv2d_splits_channels_by_kernel_size() -> None:
+    equal = ym.MixConv2d(8, 10, (1, 3, 5), 2)
+    assert [m.out_channels for m in equal.m] == [4, 3, 3]  # the first c2 % n kernels get one channel more
+    assert [m.groups for m in equal.m] == [4, 1, 1] and [m.kernel_size[0] for m in equal.m] == [1, 3, 5]
+    by_weights = ym.MixConv2d(64, 32, (1, 3, 5), 1, False)
+    assert [m.out_channels for m in by_weights.m] == [28, 3, 1]  # ~c2 / k^2: about equal weights per kernel
+    with torch.no_grad():
+        assert tuple(equal.eval()(torch.zeros(1, 8, 16, 16)).shape) == (1, 10, 8, 8)

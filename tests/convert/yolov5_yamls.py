@@ -340,7 +340,7 @@ YAMLS: dict[str, tuple[dict[str, Any], int]] = {
                 [-1, 1, "Conv", [128, 3, 2]],  # 3 /8
                 [-1, 1, "BottleneckCSP", [128]],  # 4
                 [-1, 1, "Contract", [2]],  # 5 /16
-                [-1, 1, "Conv", [256, 1, 1]],  # 6
+                [-1, 1, "MixConv2d", [256, [1, 3, 5], 1, False]],  # 6 (models/experimental.py)
                 [-1, 1, "GhostBottleneck", [256, 3, 2]],  # 7 /32
                 [-1, 1, "C3SPP", [256, [5, 9, 13]]],
                 [-1, 1, "CrossConv", [256, 3, 1]],  # 9

@@ -55,6 +55,7 @@ _YOLOV5_CLASSES = {
     ("models.yolo", "Detect"): "Detect",
     ("models.yolo", "Segment"): "Segment",
     ("models.common", "Detect"): "Detect",  # YOLOv5 <= v3 kept Detect in common
+    ("models.experimental", "MixConv2d"): "MixConv2d",
     **{("models.common", n): n for n in _COMMON},
 }
 #: what the refusal names: the families this loader reads

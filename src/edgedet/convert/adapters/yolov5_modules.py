@@ -254,6 +254,36 @@ class SPP(_Module):
         return self.cv2(torch.cat([x] + [m(x) for m in self.m], 1))
 
 
+class MixConv2d(_Module):
+    """Mixed depth-wise convolution (YOLOv5's models/experimental.py): the output channels are split between
+    convolutions of different kernel sizes k over the same input, each grouped by gcd(c1, its channels),
+    concatenated, then BatchNorm and SiLU. equal_ch: the same channel count per kernel size, else channels
+    in proportion to 1/k^2, so that each kernel size gets about the same number of weights."""
+
+    def __init__(
+        self, c1: int, c2: int, k: Sequence[int] = (1, 3), s: int = 1, equal_ch: bool = True
+    ) -> None:
+        super().__init__()
+        k = [int(x) for x in (k if isinstance(k, (list, tuple)) else (k,))]
+        n = len(k)
+        if equal_ch:
+            # output channel j goes to kernel floor(j * n / c2): the first c2 % n kernels get one more
+            idx = torch.linspace(0, n - 1e-6, c2).floor()
+            split = [int((idx == g).sum()) for g in range(n)]
+        else:
+            inv = [1.0 / x**2 for x in k]
+            split = [round(c2 * w / sum(inv)) for w in inv]
+        self.m = nn.ModuleList(
+            nn.Conv2d(c1, c_, kk, s, kk // 2, groups=math.gcd(c1, c_), bias=False)
+            for kk, c_ in zip(k, split, strict=True)
+        )
+        self.bn = nn.BatchNorm2d(c2)
+        self.act = nn.SiLU()
+
+    def forward(self, x: Any) -> Any:
+        return self.act(self.bn(torch.cat([m(x) for m in self.m], 1)))
+
+
 class SPPF(_Module):
     """SPP with one 5x5 max-pool applied three times in a row (same result as 5/9/13, faster)."""
 
@@ -559,6 +589,7 @@ MODULES: dict[str, Any] = {
         GhostBottleneck,
         SPP,
         SPPF,
+        MixConv2d,
         Contract,
         Expand,
         Concat,
@@ -588,6 +619,7 @@ _CHANNEL_FIRST = (
     "nn.ConvTranspose2d",
     "DWConvTranspose2d",
     "C3x",
+    "MixConv2d",
 )
 #: modules whose yaml repeat count becomes their own `n` argument
 _REPEAT_INSIDE = ("BottleneckCSP", "C3", "C3TR", "C3Ghost", "C3x")
