@@ -21,13 +21,13 @@ a new track's state row (20), then qa (4), qc (4) and R (4) of kalman.BoxKalmanF
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
-import numpy.typing as npt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+numba: Any
 try:  # optional: edgedet[fast]
     import numba
 
@@ -41,7 +41,12 @@ def _jit(fn: F) -> F:
     """numba.njit with the cache and numpy's float error model; the plain function without numba."""
     if numba is None:
         return fn
-    return numba.njit(cache=True, error_model="numpy", nogil=True)(fn)  # type: ignore[no-any-return]
+    jitted: Any
+    try:
+        jitted = numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
+    except RuntimeError:  # no writable cache location (read-only install and home): compile in each process
+        jitted = numba.njit(error_model="numpy", nogil=True)(fn)
+    return cast(F, jitted)
 
 
 @_jit
@@ -132,8 +137,16 @@ def trk_areas(boxes: Any) -> Any:
 
 @_jit
 def gate(
-    det_neg: Any, det_area: Any, didx: Any, trk_neg: Any, trk_area: Any, tidx: Any, thr: float,
-    det_cls: Any, trk_cls: Any, class_aware: bool,
+    det_neg: Any,
+    det_area: Any,
+    didx: Any,
+    trk_neg: Any,
+    trk_area: Any,
+    tidx: Any,
+    thr: float,
+    det_cls: Any,
+    trk_cls: Any,
+    class_aware: bool,
 ) -> Any:
     """The gated IoU matrix of detections `didx` with tracks `tidx` (assignment.iou_neg, then
     match_gated's `np.where(iou >= thr, iou, 0)`), and its matching when it is trivially unambiguous.
@@ -206,8 +219,17 @@ def high_low(conf: Any, score_thr: Any, low_thr: Any) -> Any:
 
 @_jit
 def first_pass(
-    state: Any, dt: float, prm: Any, det_xyxy: Any, det_conf: Any, score_thr: Any, low_thr: Any,
-    iou_thr: float, det_cls: Any, trk_cls: Any, class_aware: bool,
+    state: Any,
+    dt: float,
+    prm: Any,
+    det_xyxy: Any,
+    det_conf: Any,
+    score_thr: Any,
+    low_thr: Any,
+    iou_thr: float,
+    det_cls: Any,
+    trk_cls: Any,
+    class_aware: bool,
 ) -> Any:
     """`predict`, the detections' negated boxes and areas, `high_low`, the tracks' areas and the first
     association's `gate` (high detections with every track) in one call.
@@ -224,15 +246,25 @@ def first_pass(
         empty = np.zeros(0, np.intp)
         return (trk_neg, bad, det_neg, det_area, trk_area, high, low, np.zeros((0, 0)), empty, empty, True)
     tidx = np.arange(trk_neg.shape[0])
-    g, rows, cols, trivial = gate(det_neg, det_area, high, trk_neg, trk_area, tidx, iou_thr, det_cls, trk_cls,
-                                  class_aware)
+    g, rows, cols, trivial = gate(
+        det_neg, det_area, high, trk_neg, trk_area, tidx, iou_thr, det_cls, trk_cls, class_aware
+    )
     return trk_neg, bad, det_neg, det_area, trk_area, high, low, g, rows, cols, trivial
 
 
 @_jit
 def second_pass(
-    trk_neg: Any, trk_area: Any, count: Any, t: Any, det_neg: Any, det_area: Any, low: Any, iou_thr: float,
-    det_cls: Any, trk_cls: Any, class_aware: bool,
+    trk_neg: Any,
+    trk_area: Any,
+    count: Any,
+    t: Any,
+    det_neg: Any,
+    det_area: Any,
+    low: Any,
+    iou_thr: float,
+    det_cls: Any,
+    trk_cls: Any,
+    class_aware: bool,
 ) -> Any:
     """ByteTrack's second association: the pool of tracks matched on the previous detector frame and not
     matched now, and `gate` of the `low` detections with it. Returns (pool, gated, rows, cols, trivial),
@@ -244,17 +276,38 @@ def second_pass(
     for k in range(t.shape[0]):
         free[t[k]] = False
     pool = np.flatnonzero(free)
-    g, rows, cols, trivial = gate(det_neg, det_area, low, trk_neg, trk_area, pool, iou_thr, det_cls, trk_cls,
-                                  class_aware)
+    g, rows, cols, trivial = gate(
+        det_neg, det_area, low, trk_neg, trk_area, pool, iou_thr, det_cls, trk_cls, class_aware
+    )
     return pool, g, rows, cols, trivial
 
 
 @_jit
 def finish(
-    state: Any, count: Any, ids: Any, cls: Any, conf: Any, last: Any, confirmed: Any,
-    det_xyxy: Any, det_conf: Any, det_cls: Any, d: Any, t: Any, high: Any, rows1: Any, new_thr: Any,
-    ts: float, min_hits: int, keep_confirmed: bool, next_id: int, limit: float,
-    report_lost: float, report_lim: float, warmup: bool, prm: Any,
+    state: Any,
+    count: Any,
+    ids: Any,
+    cls: Any,
+    conf: Any,
+    last: Any,
+    confirmed: Any,
+    det_xyxy: Any,
+    det_conf: Any,
+    det_cls: Any,
+    d: Any,
+    t: Any,
+    high: Any,
+    rows1: Any,
+    new_thr: Any,
+    ts: float,
+    min_hits: int,
+    keep_confirmed: bool,
+    next_id: int,
+    limit: float,
+    report_lost: float,
+    report_lim: float,
+    warmup: bool,
+    prm: Any,
 ) -> Any:
     """Everything `SortTracker._update` does after association: the Kalman update of matched tracks
     (BoxKalmanFilter.update_rows), counters, class/confidence/time of matched tracks, confirmation, new
@@ -378,8 +431,9 @@ def finish(
         last2[o] = ts
         conf_ok2[o] = min_hits == 0
         o += 1
-    ox, oc, ocl, oid = report(s2, c2, ids2, cls2, conf2, last2, conf_ok2, ts, report_lost, report_lim,
-                              warmup, True)
+    ox, oc, ocl, oid = report(
+        s2, c2, ids2, cls2, conf2, last2, conf_ok2, ts, report_lost, report_lim, warmup, True
+    )
     return s2, c2, ids2, cls2, conf2, last2, conf_ok2, ox, oc, ocl, oid, ns
 
 
@@ -403,8 +457,18 @@ def expire(last: Any, ts: float, limit: float) -> Any:
 
 @_jit
 def report(
-    state: Any, count: Any, ids: Any, cls: Any, conf: Any, last: Any, confirmed: Any, ts: float,
-    report_lost: float, report_lim: float, warmup: bool, after_update: bool,
+    state: Any,
+    count: Any,
+    ids: Any,
+    cls: Any,
+    conf: Any,
+    last: Any,
+    confirmed: Any,
+    ts: float,
+    report_lost: float,
+    report_lim: float,
+    warmup: bool,
+    after_update: bool,
 ) -> Any:
     """`SortTracker._report`: (xyxy float32, conf, class, ids) of the tracks shown, in track order."""
     n = state.shape[0]

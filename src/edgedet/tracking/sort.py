@@ -26,10 +26,10 @@ from edgedet.types import Detections
 # Float noise in timestamps must not decide whether a track one frame old survives a one-frame max_age.
 _TIME_EPS_S = 1e-6
 
-#: How `SortTracker` runs its per-frame work: "numba" (tracking.kernels, compiled; `pip install
-#: "edgedet[fast]"`), "numpy" (vectorised numpy, no extra package) or "auto" (numba when it is installed and
-#: the config is one the kernels cover, else numpy). Both give the same tracks. Tests set this to run a
-#: whole pipeline on one path.
+#: How a `SortTracker` made without `backend=` runs its per-frame work: "auto" (numba when it is installed,
+#: tracking.kernels, else numpy), "numba" (the same, but numba must be installed) or "numpy" (vectorised
+#: numpy, no extra package). Configs the kernels do not cover (gate_first=False, IoU thresholds of 0) use
+#: numpy under either. Both paths give the same tracks; tests set this to run everything on one path.
 DEFAULT_BACKEND = "auto"
 BACKENDS = ("auto", "numba", "numpy")
 
@@ -145,7 +145,9 @@ class SortTracker:
     def __init__(self, config: TrackerConfig | None = None, backend: str | None = None) -> None:
         self.config = config if config is not None else TrackerConfig()
         self._fps = float(self.config.nominal_fps) if self.config.nominal_fps is not None else 30.0
-        self.backend = self._choose_backend(DEFAULT_BACKEND if backend is None else backend)
+        self.backend = self._choose_backend(
+            DEFAULT_BACKEND if backend is None else backend, backend is not None
+        )
         self._k: Any = None
         if self.backend == "numba":
             from edgedet.tracking import kernels
@@ -156,22 +158,31 @@ class SortTracker:
                 self.config.low_score_threshold if self.config.second_association else np.inf
             )
             nts = self.config.new_track_score
-            self._new32 = np.float32(nts if nts is not None and nts > self.config.score_threshold else -np.inf)
+            self._new32 = np.float32(
+                nts if nts is not None and nts > self.config.score_threshold else -np.inf
+            )
         self.reset()
         if self._k is not None:
             _warm_kernels()
 
-    def _choose_backend(self, backend: str) -> str:
-        """"numba" or "numpy" for the asked backend and this config (ConfigError for one that cannot be)."""
+    def _choose_backend(self, backend: str, strict: bool) -> str:
+        """ "numba" or "numpy" for the asked backend and this config. strict (a backend passed by the caller):
+        "numba" for a config the kernels do not cover is a ConfigError instead of numpy."""
         if backend not in BACKENDS:
-            raise ConfigError(f"tracker backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one of them")
+            raise ConfigError(
+                f"tracker backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one of them"
+            )
         cfg = self.config
         # The kernels cover the gated association (the default); SORT's solve-then-filter and thresholds of 0
         # keep the numpy path.
-        covered = cfg.gate_first and cfg.iou_threshold > 0 and (
-            not cfg.second_association or cfg.second_iou_threshold > 0
+        covered = (
+            cfg.gate_first
+            and cfg.iou_threshold > 0
+            and (not cfg.second_association or cfg.second_iou_threshold > 0)
         )
         if backend == "numpy" or (backend == "auto" and not (covered and _optional.available("numba"))):
+            return "numpy"
+        if not covered and not strict:
             return "numpy"
         if not covered:
             raise ConfigError(
@@ -423,7 +434,8 @@ class SortTracker:
     def _step_fast(self, timestamp_s: float, warp: npt.ArrayLike | None) -> float:
         dt = self._advance(timestamp_s)
         if warp is not None:
-            self._kf.warp(warp)
+            with np.errstate(invalid="ignore"):  # a lost filter's inf/NaN state: dropped after the predict
+                self._kf.warp(warp)
         return dt
 
     def _drop_nonfinite(self, trk_neg: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
@@ -450,7 +462,9 @@ class SortTracker:
             finite = self._drop_nonfinite(trk)
             trk, trk_area = trk[finite], trk_area[finite]
             tidx = np.arange(len(trk))
-            g, rows, cols, trivial = k.gate(det_neg, det_area, high, trk, trk_area, tidx, thr, dcls, self._cls, ca)
+            g, rows, cols, trivial = k.gate(
+                det_neg, det_area, high, trk, trk_area, tidx, thr, dcls, self._cls, ca
+            )
         if not trivial:  # contested: the exact solver, as the numpy path
             rows, cols = match_gated(g, thr)
         d, t = high[rows], cols
@@ -470,7 +484,15 @@ class SortTracker:
             bool(cfg.keep_confirmed), self._next_id, cfg.max_age_s + _TIME_EPS_S, float(cfg.report_lost_s),
             cfg.report_lost_s + _TIME_EPS_S, self._updates <= cfg.min_hits, self._prm,
         )  # fmt: skip
-        (self._kf.state, self._count, self._ids, self._cls, self._conf, self._last_match_s, self._confirmed) = out[:7]
+        (
+            self._kf.state,
+            self._count,
+            self._ids,
+            self._cls,
+            self._conf,
+            self._last_match_s,
+            self._confirmed,
+        ) = out[:7]
         self._next_id += int(out[11])
         return _detections(out[7], out[8], out[9], out[10])
 
@@ -506,7 +528,9 @@ def _warm_kernels() -> None:
         return
     _warmed = True
     for second in (False, True):
-        trk = SortTracker(TrackerConfig(second_association=second, min_hits=1, nominal_fps=10.0), backend="numba")
+        trk = SortTracker(
+            TrackerConfig(second_association=second, min_hits=1, nominal_fps=10.0), backend="numba"
+        )
         box = np.array([[10, 10, 50, 90], [12, 10, 52, 90], [200, 200, 240, 300]], np.float32)
         for f in range(4):
             b = box + np.float32(4 * f)
