@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,38 @@ def test_without_numba_the_tracker_uses_numpy() -> None:
 def test_the_default_backend_is_numba_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sort, "DEFAULT_BACKEND", "auto")
     assert SortTracker().backend == "numba"
+
+
+def test_every_kernel_is_compiled_at_construction_not_on_a_live_frame() -> None:
+    """A fresh process: after the first SortTracker is made, a whole scene (both passes, contested frames,
+    track-only frames, warps, dropped tracks, read-only inputs) compiles nothing more."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        from numba.core.registry import CPUDispatcher
+        from edgedet.tracking import kernels
+        from edgedet.tracking.sort import SortTracker, TrackerConfig
+        from edgedet.types import Detections
+        sys.path.insert(0, sys.argv[1])
+        from test_kernels import scene
+
+        SortTracker()
+        disp = {n: f for n, f in vars(kernels).items() if isinstance(f, CPUDispatcher)}
+        before = {n: len(f.signatures) for n, f in disp.items()}
+        for cfg in (TrackerConfig(nominal_fps=30.0, second_association=True, class_aware=True), TrackerConfig()):
+            tr = SortTracker(cfg)
+            for t, d, w in scene(1):
+                if d is not None:
+                    d.class_id.flags.writeable = False
+                tr.update(d, t, warp=w) if d is not None else tr.predict(t, warp=w)
+        after = {n: len(f.signatures) for n, f in disp.items()}
+        assert after == before, (before, after)
+        assert sum(before.values()) >= 7, before
+        print("ok")
+        """
+    )
+    here = str(Path(__file__).resolve().parent)
+    out = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"

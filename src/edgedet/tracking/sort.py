@@ -450,10 +450,8 @@ class SortTracker:
         k = self._k
         dt = self._step_fast(timestamp_s, warp)
         self._updates += 1
-        xyxy = np.ascontiguousarray(dets.xyxy)
-        conf = np.ascontiguousarray(dets.confidence)
-        dcls = np.ascontiguousarray(dets.class_id)
-        ca = cfg.class_aware
+        xyxy, conf, dcls = _writable(dets.xyxy), _writable(dets.confidence), _writable(dets.class_id)
+        ca = bool(cfg.class_aware)
         thr = float(cfg.iou_threshold)
         trk, bad, det_neg, det_area, trk_area, high, low, g, rows, cols, trivial = k.first_pass(
             self._kf.state, dt, self._prm, xyxy, conf, self._score32, self._low32, thr, dcls, self._cls, ca
@@ -515,6 +513,13 @@ class SortTracker:
         )  # fmt: skip
 
 
+def _writable(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """`a` if C-contiguous and writable, else a copy that is: numba compiles a kernel anew for each array
+    layout and read-only flag, so only these reach the kernels (the ones compiled at construction)."""
+    f = a.flags
+    return a if f.c_contiguous and f.writeable else np.array(a)
+
+
 def _kernel_params(kf: BoxKalmanFilter) -> npt.NDArray[np.float64]:
     """The filter constants packed for tracking.kernels: new-track row, qa, qc, R."""
     return np.concatenate([kf._row0, kf._qa, kf._qc, kf._r]).astype(np.float64)
@@ -527,17 +532,17 @@ def _warm_kernels() -> None:
     if _warmed:
         return
     _warmed = True
-    for second in (False, True):
-        trk = SortTracker(
-            TrackerConfig(second_association=second, min_hits=1, nominal_fps=10.0), backend="numba"
-        )
-        box = np.array([[10, 10, 50, 90], [12, 10, 52, 90], [200, 200, 240, 300]], np.float32)
-        for f in range(4):
-            b = box + np.float32(4 * f)
-            trk.update(Detections(b, np.array([0.9, 0.3, 0.9], np.float32), np.zeros(3, np.int32)), f / 10.0)
-            trk.predict(f / 10.0 + 0.05)
-        # two detections on one track: a contested (solver) frame
-        trk.update(Detections(box[[0, 1, 0]], np.full(3, 0.9, np.float32), np.zeros(3, np.int32)), 1.0)
+    f32 = np.float32
+    box = np.array([[10, 10, 50, 90], [200, 200, 240, 300]], f32)
+    two = np.zeros(2, np.int32)
+    trk = SortTracker(TrackerConfig(second_association=True, min_hits=1, nominal_fps=10.0), backend="numba")
+    trk.update(Detections(box, np.full(2, 0.9, f32), two), 0.0)  # first_pass, finish (new tracks)
+    trk.predict(0.05)  # predict, expire, report
+    trk.update(Detections(box + f32(2), np.array([0.9, 0.3], f32), two), 0.1)  # second_pass
+    trk.update(Detections(box[[0, 0]], np.full(2, 0.9, f32), two), 0.2)  # contested: the solver
+    # a zero height starts a track with an infinite aspect ratio; its next box is not finite: dropped, gate again
+    trk.update(Detections(np.array([[0, 0, 10, 0]], f32), np.ones(1, f32), two[:1]), 0.3)
+    trk.update(Detections.empty(), 0.4)
 
 
 def _detections(
