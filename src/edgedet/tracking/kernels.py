@@ -218,6 +218,43 @@ def high_low(conf: Any, score_thr: Any, low_thr: Any) -> Any:
 
 
 @_jit
+def z_rows(xyxy: Any, rows: Any) -> Any:
+    """kalman.z_of of detections `rows` of (D, 4) float32 boxes: (M, 4) float64 [cx, cy, s, r]."""
+    z = np.empty((rows.shape[0], 4))
+    for k in range(rows.shape[0]):
+        j = rows[k]
+        x1 = np.float64(xyxy[j, 0])
+        y1 = np.float64(xyxy[j, 1])
+        w = np.float64(xyxy[j, 2]) - x1
+        h = np.float64(xyxy[j, 3]) - y1
+        z[k, 0] = x1 + w * 0.5
+        z[k, 1] = y1 + h * 0.5
+        z[k, 2] = w * h
+        z[k, 3] = w / h
+    return z
+
+
+@_jit
+def update(state: Any, idx: Any, z: Any, prm: Any) -> None:
+    """In place: BoxKalmanFilter.update_rows(idx, z), track idx[k] corrected with measurement z[k]."""
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        for p in range(4):
+            # update_rows: ar = a + R; k = [a, b] / ar; y = z - x; x, v += k y; c -= k2 b; a, b = k R
+            a = state[i, 8 + p]
+            b = state[i, 12 + p]
+            ar = a + prm[28 + p]
+            k1 = a / ar
+            k2 = b / ar
+            y = z[k, p] - state[i, p]
+            state[i, p] += k1 * y
+            state[i, 4 + p] += k2 * y
+            state[i, 16 + p] -= k2 * b
+            state[i, 8 + p] = k1 * prm[28 + p]
+            state[i, 12 + p] = k2 * prm[28 + p]
+
+
+@_jit
 def first_pass(
     state: Any,
     dt: float,
@@ -321,32 +358,7 @@ def finish(
     """
     n = state.shape[0]
     m = d.shape[0]
-    for k in range(m):
-        i = t[k]
-        j = d[k]
-        # kalman.z_of
-        x1 = np.float64(det_xyxy[j, 0])
-        y1 = np.float64(det_xyxy[j, 1])
-        w = np.float64(det_xyxy[j, 2]) - x1
-        h = np.float64(det_xyxy[j, 3]) - y1
-        z0 = x1 + w * 0.5
-        z1 = y1 + h * 0.5
-        z2 = w * h
-        z3 = w / h
-        for p in range(4):
-            z = z0 if p == 0 else (z1 if p == 1 else (z2 if p == 2 else z3))
-            # update_rows: ar = a + R; k = [a, b] / ar; y = z - x; x, v += k y; c -= k2 b; a, b = k R
-            a = state[i, 8 + p]
-            b = state[i, 12 + p]
-            ar = a + prm[28 + p]
-            k1 = a / ar
-            k2 = b / ar
-            y = z - state[i, p]
-            state[i, p] += k1 * y
-            state[i, 4 + p] += k2 * y
-            state[i, 16 + p] -= k2 * b
-            state[i, 8 + p] = k1 * prm[28 + p]
-            state[i, 12 + p] = k2 * prm[28 + p]
+    update(state, t, z_rows(det_xyxy, d), prm)
     if n:
         matched = np.zeros(n, np.bool_)
         for k in range(m):
@@ -410,19 +422,14 @@ def finish(
             last2[o] = last[i]
             conf_ok2[o] = confirmed[i]
             o += 1
+    z_new = z_rows(det_xyxy, starts_from[:ns])
     for q in range(ns):
         j = starts_from[q]
-        # kalman.z_of then BoxKalmanFilter.initiate: row0 with z in front
-        x1 = np.float64(det_xyxy[j, 0])
-        y1 = np.float64(det_xyxy[j, 1])
-        w = np.float64(det_xyxy[j, 2]) - x1
-        h = np.float64(det_xyxy[j, 3]) - y1
+        # BoxKalmanFilter.initiate: the new-track row with z in front
         for col in range(20):
             s2[o, col] = prm[col]
-        s2[o, 0] = x1 + w * 0.5
-        s2[o, 1] = y1 + h * 0.5
-        s2[o, 2] = w * h
-        s2[o, 3] = w / h
+        for col in range(4):
+            s2[o, col] = z_new[q, col]
         c2[o, 0] = 0
         c2[o, 1] = 0
         ids2[o] = next_id + q

@@ -36,6 +36,19 @@ BACKENDS = ("auto", "numba", "numpy")
 # Kernels compiled (or loaded from numba's cache) in this process: the first numba tracker runs a few
 # frames through every kernel at construction, so no live frame waits on the compiler.
 _warmed = False
+_kernels: Any = None  # tracking.kernels, imported by the first numba tracker (numba's import takes ~0.2 s)
+
+
+def _load_kernels() -> Any:
+    """tracking.kernels, imported and warmed once per process (at a numba tracker's construction, or on first
+    use by a tracker unpickled in a fresh process)."""
+    global _kernels
+    if _kernels is None:
+        from edgedet.tracking import kernels
+
+        _kernels = kernels
+        _warm_kernels()
+    return _kernels
 
 
 @dataclass(frozen=True)
@@ -148,11 +161,11 @@ class SortTracker:
         self.backend = self._choose_backend(
             DEFAULT_BACKEND if backend is None else backend, backend is not None
         )
-        self._k: Any = None
+        self._fast = (
+            self.backend == "numba"
+        )  # the kernels module is held globally (_kernels): trackers pickle
         if self.backend == "numba":
-            from edgedet.tracking import kernels
-
-            self._k = kernels
+            _load_kernels()
             self._score32 = np.float32(self.config.score_threshold)
             self._low32 = np.float32(
                 self.config.low_score_threshold if self.config.second_association else np.inf
@@ -162,8 +175,6 @@ class SortTracker:
                 nts if nts is not None and nts > self.config.score_threshold else -np.inf
             )
         self.reset()
-        if self._k is not None:
-            _warm_kernels()
 
     def _choose_backend(self, backend: str, strict: bool) -> str:
         """ "numba" or "numpy" for the asked backend and this config. strict (a backend passed by the caller):
@@ -304,7 +315,7 @@ class SortTracker:
         confidence and class) that are confirmed, plus, with report_lost_s > 0, confirmed tracks lost for up
         to report_lost_s (predicted boxes, last matched confidence).
         """
-        if self._k is not None:
+        if self._fast:
             return self._update_fast(dets, float(timestamp_s), warp)
         # One error-state guard for the whole call: NaN boxes are SORT's sign of a lost filter, not a fault.
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -422,7 +433,7 @@ class SortTracker:
         Returns the confirmed tracks matched on the latest detector frame (plus, with report_lost_s > 0,
         confirmed tracks lost for up to report_lost_s), with predicted boxes and their last confidence.
         """
-        if self._k is not None:
+        if self._fast:
             return self._predict_fast(float(timestamp_s), warp)
         with np.errstate(invalid="ignore", divide="ignore"):
             self._step(timestamp_s, warp)
@@ -447,7 +458,7 @@ class SortTracker:
 
     def _update_fast(self, dets: Detections, timestamp_s: float, warp: npt.ArrayLike | None) -> Detections:
         cfg = self.config
-        k = self._k
+        k = _kernels if _kernels is not None else _load_kernels()
         dt = self._step_fast(timestamp_s, warp)
         self._updates += 1
         xyxy, conf, dcls = _writable(dets.xyxy), _writable(dets.confidence), _writable(dets.class_id)
@@ -496,7 +507,7 @@ class SortTracker:
 
     def _predict_fast(self, timestamp_s: float, warp: npt.ArrayLike | None) -> Detections:
         cfg = self.config
-        k = self._k
+        k = _kernels if _kernels is not None else _load_kernels()
         dt = self._step_fast(timestamp_s, warp)
         trk, bad = k.predict(self._kf.state, dt, self._prm)
         if bad:
