@@ -18,6 +18,8 @@ from edgedet.types import Detections
 
 pytest.importorskip("numba")
 
+COMPARES_BACKENDS = True  # each test picks its paths: run once, not once per conftest backend
+
 CONFIGS = {
     "default": TrackerConfig(nominal_fps=30.0),
     "bytetrack": TrackerConfig(nominal_fps=30.0, second_association=True),
@@ -172,3 +174,25 @@ def test_every_kernel_is_compiled_at_construction_not_on_a_live_frame() -> None:
     out = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "ok"
+
+
+def test_kernels_compile_without_a_writable_cache() -> None:
+    """No cache location numba can write (read-only install and home): the kernels compile in each process
+    instead of failing at import."""
+    code = textwrap.dedent(
+        """
+        from numba.core import caching
+        caching.CacheImpl._locator_classes = []  # what numba sees when no cache folder is writable
+        from edgedet.tracking import kernels
+        from edgedet.tracking.sort import SortTracker
+        from edgedet.types import Detections
+        import numpy as np
+        tr = SortTracker(backend="numba")
+        box = np.array([[10, 10, 50, 90]], np.float32)
+        out = tr.update(Detections(box, np.ones(1, np.float32), np.zeros(1, np.int32)), 0.0)
+        print(type(kernels.predict._cache).__name__, out.track_id.tolist())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["NullCache", "[1]"]
