@@ -2,12 +2,14 @@
 
     python benchmarks/bench_tracker.py [--data ../shared/data/mot] [--repeats 5]     # MOTChallenge det.txt
     python benchmarks/bench_tracker.py --synthetic [--frames 300] [--sizes 10 50 200]
+    python benchmarks/bench_tracker.py --jit-cost      # seconds to compile the numba kernels, and to load them
 
 MOT mode (default): every sequence's det.txt, every frame, fed to each tracker in one process, interleaved
 repeats. The same detections go in (MOTChallenge rows to each tracker's own detections type, built before the
 clock starts); each tracker runs with its defaults at the sequence's frame rate. edgedet's SORT is
 `TrackerConfig()`, its ByteTrack `TrackerConfig(second_association=True)`; the `trackers` package's
-SORTTracker and ByteTrackTracker (pip install trackers); abewley/sort is the filterpy reference below. Times
+SORTTracker and ByteTrackTracker (pip install trackers); abewley/sort is the filterpy reference below.
+edgedet runs twice: on its default path (numba kernels, edgedet[fast]) and with backend="numpy" (no numba). Times
 are CPU time of the benchmark thread (time.thread_time: a shared machine's other processes do not count)
 and wall time; the table shows the best of the repeats and the ratio edgedet / trackers.
 
@@ -250,9 +252,11 @@ def _clocks() -> tuple[int, int]:
     return time.thread_time_ns(), time.perf_counter_ns()
 
 
-def run_edgedet(frames: list[Detections], fps: float, byte: bool) -> tuple[float, float, int]:
+def run_edgedet(
+    frames: list[Detections], fps: float, byte: bool, backend: str = "auto"
+) -> tuple[float, float, int]:
     """(cpu s, wall s, boxes reported) for edgedet's tracker over `frames`."""
-    tracker = SortTracker(TrackerConfig(nominal_fps=fps, second_association=byte))
+    tracker = SortTracker(TrackerConfig(nominal_fps=fps, second_association=byte), backend=backend)
     n_out = 0
     c0, w0 = _clocks()
     for i, d in enumerate(frames):
@@ -311,10 +315,13 @@ def main_mot(data: Path, repeats: int) -> int:
         ]
         ref = [np.c_[d.xyxy, d.confidence].astype(np.float64) for d in frames]
         inputs.append((name, fps, frames, svf, ref))
+    backend = SortTracker().backend  # numba where edgedet[fast] is installed (compiles or loads it now)
     runners = {
         "edgedet SORT": lambda fr, svf, ref, fps: run_edgedet(fr, fps, False),
+        "edgedet SORT numpy": lambda fr, svf, ref, fps: run_edgedet(fr, fps, False, "numpy"),
         "trackers SORT": lambda fr, svf, ref, fps: run_trackers(svf, fps, False),
         "edgedet ByteTrack": lambda fr, svf, ref, fps: run_edgedet(fr, fps, True),
+        "edgedet Byte numpy": lambda fr, svf, ref, fps: run_edgedet(fr, fps, True, "numpy"),
         "trackers ByteTrack": lambda fr, svf, ref, fps: run_trackers(svf, fps, True),
         "abewley/sort": lambda fr, svf, ref, fps: run_reference(ref),
     }
@@ -337,14 +344,46 @@ def main_mot(data: Path, repeats: int) -> int:
     def ups(label: str, seq: str, k: int) -> float:
         return n_frames[seq] / best[(label, seq)][k]
 
-    print(f"updates per second, CPU time (wall time), best of {repeats}; {n_frames['all']} frames in all")
-    head = f"{'sequence':16}" + "".join(f"{label:>22}" for label in runners) + f"{'SORT x':>9}{'Byte x':>9}"
-    print(head)
+    print(
+        f"updates per second, CPU time (wall time), best of {repeats}; {n_frames['all']} frames in all; "
+        f"edgedet's default path: {backend}"
+    )
+    ratios = {
+        "SORT x": ("edgedet SORT", "trackers SORT"),
+        "Byte x": ("edgedet ByteTrack", "trackers ByteTrack"),
+        "SORT x np": ("edgedet SORT numpy", "trackers SORT"),
+        "Byte x np": ("edgedet Byte numpy", "trackers ByteTrack"),
+    }
+    head = f"{'sequence':16}" + "".join(f"{label:>22}" for label in runners)
+    print(head + "".join(f"{r:>10}" for r in ratios))
     for seq in names:
         cells = "".join(f"{ups(label, seq, 0):>13.0f} ({ups(label, seq, 1):>6.0f})" for label in runners)
-        r1 = ups("edgedet SORT", seq, 0) / ups("trackers SORT", seq, 0)
-        r2 = ups("edgedet ByteTrack", seq, 0) / ups("trackers ByteTrack", seq, 0)
-        print(f"{seq:16}{cells}{r1:>8.1f}x{r2:>8.1f}x")
+        rs = "".join(f"{ups(a, seq, 0) / ups(b, seq, 0):>9.1f}x" for a, b in ratios.values())
+        print(f"{seq:16}{cells}{rs}")
+    return 0
+
+
+def main_jit_cost() -> int:
+    """Seconds a fresh process takes to make its first numba tracker: with an empty numba cache (compiles every
+    kernel) and then with that cache filled (loads them), each in its own subprocess."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    code = (
+        "import time; t = time.perf_counter(); from edgedet.tracking.sort import SortTracker; "
+        "t1 = time.perf_counter(); SortTracker(backend='numba'); "
+        "print(f'{t1 - t:.2f} {time.perf_counter() - t1:.2f}')"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("empty cache (compiles)", "filled cache (loads)"):
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            imp, first = out.stdout.split()
+            print(f"{label:24} import edgedet.tracking.sort {imp} s, first SortTracker (numba) {first} s")
     return 0
 
 
@@ -375,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sizes", type=int, nargs="+", default=[10, 50, 200], help="synthetic: objects per scene"
     )
+    ap.add_argument("--jit-cost", action="store_true", help="time compiling and loading the numba kernels")
     args = ap.parse_args(argv)
+    if args.jit_cost:
+        return main_jit_cost()
     if args.synthetic:
         return main_synthetic(args.frames, args.repeats, args.sizes)
     return main_mot(args.data, args.repeats)

@@ -1,4 +1,5 @@
-"""The vectorised filter against filterpy's KalmanFilter configured as abewley/sort does, step by step."""
+"""The vectorised filter against filterpy's KalmanFilter configured as abewley/sort does, step by step: the numpy
+filter, and (on the numba backend of tests/tracking/conftest.py) the same state stepped by tracking.kernels."""
 
 from __future__ import annotations
 
@@ -49,6 +50,28 @@ def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.concatenate([xy, xy + wh], axis=1)
 
 
+class KernelFilter(BoxKalmanFilter):
+    """BoxKalmanFilter whose predict and update are tracking.kernels' (what the numba tracker path runs)."""
+
+    def predict(self, dt: float = 1.0) -> None:
+        from edgedet.tracking import kernels
+        from edgedet.tracking.sort import _kernel_params
+
+        kernels.predict(self.state, float(dt), _kernel_params(self))
+
+    def update(self, idx: object, z: object) -> None:
+        from edgedet.tracking import kernels
+        from edgedet.tracking.sort import _kernel_params
+
+        i = np.asarray(idx, np.intp).reshape(-1)
+        kernels.update(self.state, i, np.asarray(z, np.float64).reshape(-1, 4), _kernel_params(self))
+
+
+@pytest.fixture
+def make_filter(tracker_backend: str) -> type[BoxKalmanFilter]:
+    return KernelFilter if tracker_backend == "numba" else BoxKalmanFilter
+
+
 def assert_same(ours: BoxKalmanFilter, refs: list[object]) -> None:
     for i, kf in enumerate(refs):
         np.testing.assert_allclose(ours.mean[i], kf.x[:, 0], rtol=1e-9, atol=1e-9)  # type: ignore[attr-defined]
@@ -64,11 +87,13 @@ def test_matrices_are_sorts() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_filterpy_step_by_step_with_missing_updates(seed: int) -> None:
+def test_matches_filterpy_step_by_step_with_missing_updates(
+    seed: int, make_filter: type[BoxKalmanFilter]
+) -> None:
     rng = np.random.default_rng(seed)
     n = 6
     boxes = random_boxes(rng, n)
-    ours = BoxKalmanFilter()
+    ours = make_filter()
     ours.initiate(xyxy_to_z(boxes))
     refs = [sort_filter(z) for z in xyxy_to_z(boxes)]
     assert_same(ours, refs)
@@ -101,9 +126,9 @@ def test_matches_filterpy_step_by_step_with_missing_updates(seed: int) -> None:
             assert_same(ours, refs)
 
 
-def test_shrink_guard_is_sorts() -> None:
+def test_shrink_guard_is_sorts(make_filter: type[BoxKalmanFilter]) -> None:
     """An area velocity that would make the area negative is zeroed before the predict, as SORT does."""
-    ours = BoxKalmanFilter()
+    ours = make_filter()
     z = xyxy_to_z(np.array([[0.0, 0.0, 10.0, 10.0]]))
     ours.initiate(z)
     ref = sort_filter(z[0])
@@ -115,8 +140,8 @@ def test_shrink_guard_is_sorts() -> None:
     assert_same(ours, [ref])
 
 
-def test_dt_two_equals_noise_of_two_frames_and_zero_is_identity() -> None:
-    ours = BoxKalmanFilter()
+def test_dt_two_equals_noise_of_two_frames_and_zero_is_identity(make_filter: type[BoxKalmanFilter]) -> None:
+    ours = make_filter()
     ours.initiate(xyxy_to_z(np.array([[10.0, 20.0, 50.0, 120.0]])))
     ours.mean[0, 4:] = [3.0, -2.0, 5.0]
     m0, p0 = ours.mean.copy(), ours.cov.copy()

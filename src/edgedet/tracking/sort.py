@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgedet import _optional
 from edgedet.errors import ConfigError
 from edgedet.tracking.assignment import NEGATE, associate, iou_neg, match_gated, neg_areas
 from edgedet.tracking.kalman import BoxKalmanFilter, boxes_of, neg_boxes_of, z_of
@@ -24,6 +25,30 @@ from edgedet.types import Detections
 
 # Float noise in timestamps must not decide whether a track one frame old survives a one-frame max_age.
 _TIME_EPS_S = 1e-6
+
+#: How a `SortTracker` made without `backend=` runs its per-frame work: "auto" (numba when it is installed,
+#: tracking.kernels, else numpy), "numba" (the same, but numba must be installed) or "numpy" (vectorised
+#: numpy, no extra package). Configs the kernels do not cover (gate_first=False, IoU thresholds of 0) use
+#: numpy under either. Both paths give the same tracks; tests set this to run everything on one path.
+DEFAULT_BACKEND = "auto"
+BACKENDS = ("auto", "numba", "numpy")
+
+# Kernels compiled (or loaded from numba's cache) in this process: the first numba tracker runs a few
+# frames through every kernel at construction, so no live frame waits on the compiler.
+_warmed = False
+_kernels: Any = None  # tracking.kernels, imported by the first numba tracker (numba's import takes ~0.2 s)
+
+
+def _load_kernels() -> Any:
+    """tracking.kernels, imported and warmed once per process (at a numba tracker's construction, or on first
+    use by a tracker unpickled in a fresh process)."""
+    global _kernels
+    if _kernels is None:
+        from edgedet.tracking import kernels
+
+        _kernels = kernels
+        _warm_kernels()
+    return _kernels
 
 
 @dataclass(frozen=True)
@@ -130,14 +155,58 @@ class SortTracker:
     `_last_match_s`, `_confirmed`.
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, backend: str | None = None) -> None:
         self.config = config if config is not None else TrackerConfig()
         self._fps = float(self.config.nominal_fps) if self.config.nominal_fps is not None else 30.0
+        self.backend = self._choose_backend(
+            DEFAULT_BACKEND if backend is None else backend, backend is not None
+        )
+        self._fast = (
+            self.backend == "numba"
+        )  # the kernels module is held globally (_kernels): trackers pickle
+        if self.backend == "numba":
+            _load_kernels()
+            self._score32 = np.float32(self.config.score_threshold)
+            self._low32 = np.float32(
+                self.config.low_score_threshold if self.config.second_association else np.inf
+            )
+            nts = self.config.new_track_score
+            self._new32 = np.float32(
+                nts if nts is not None and nts > self.config.score_threshold else -np.inf
+            )
         self.reset()
+
+    def _choose_backend(self, backend: str, strict: bool) -> str:
+        """ "numba" or "numpy" for the asked backend and this config. strict (a backend passed by the caller):
+        "numba" for a config the kernels do not cover is a ConfigError instead of numpy."""
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"tracker backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one of them"
+            )
+        cfg = self.config
+        # The kernels cover the gated association (the default); SORT's solve-then-filter and thresholds of 0
+        # keep the numpy path.
+        covered = (
+            cfg.gate_first
+            and cfg.iou_threshold > 0
+            and (not cfg.second_association or cfg.second_iou_threshold > 0)
+        )
+        if backend == "numpy" or (backend == "auto" and not (covered and _optional.available("numba"))):
+            return "numpy"
+        if not covered and not strict:
+            return "numpy"
+        if not covered:
+            raise ConfigError(
+                "the numba tracker backend needs gate_first=True and IoU thresholds > 0: use backend 'numpy' "
+                "or 'auto' for this config"
+            )
+        _optional.require("numba", "the numba tracker backend")
+        return "numba"
 
     def reset(self) -> None:
         """Forget every track and restart ids at 1."""
         self._kf = BoxKalmanFilter()
+        self._prm = _kernel_params(self._kf)
         self._count = np.zeros((0, 2), np.int64)
         self._ids = np.zeros(0, np.int32)
         self._cls = np.zeros(0, np.int32)
@@ -170,15 +239,7 @@ class SortTracker:
         Returns the predicted boxes (T, 4) of the tracks kept, negated (x1, y1, -x2, -y2: see
         assignment.NEGATE). Runs under the caller's np.errstate.
         """
-        if not math.isfinite(timestamp_s):
-            raise ValueError(f"timestamp_s must be finite, got {timestamp_s}: pass the frame's capture time")
-        if self._last_step_s is not None and timestamp_s < self._last_step_s:
-            raise ValueError(
-                f"timestamp_s went backwards ({timestamp_s} < {self._last_step_s}): pass monotonic timestamps "
-                "or call reset() when the stream restarts"
-            )
-        dt = 0.0 if self._last_step_s is None else (timestamp_s - self._last_step_s) * self._fps
-        self._last_step_s = timestamp_s
+        dt = self._advance(timestamp_s)
         kf = self._kf
         if warp is not None:
             kf.warp(warp)
@@ -193,6 +254,19 @@ class SortTracker:
             self._keep(finite)
             boxes = boxes[finite]
         return boxes
+
+    def _advance(self, timestamp_s: float) -> float:
+        """Check `timestamp_s` and move the clock to it; the Kalman step dt in nominal frames."""
+        if not math.isfinite(timestamp_s):
+            raise ValueError(f"timestamp_s must be finite, got {timestamp_s}: pass the frame's capture time")
+        if self._last_step_s is not None and timestamp_s < self._last_step_s:
+            raise ValueError(
+                f"timestamp_s went backwards ({timestamp_s} < {self._last_step_s}): pass monotonic timestamps "
+                "or call reset() when the stream restarts"
+            )
+        dt = 0.0 if self._last_step_s is None else (timestamp_s - self._last_step_s) * self._fps
+        self._last_step_s = timestamp_s
+        return float(dt)
 
     def _expire(self, timestamp_s: float) -> None:
         if not self.num_tracks:
@@ -241,6 +315,8 @@ class SortTracker:
         confidence and class) that are confirmed, plus, with report_lost_s > 0, confirmed tracks lost for up
         to report_lost_s (predicted boxes, last matched confidence).
         """
+        if self._fast:
+            return self._update_fast(dets, float(timestamp_s), warp)
         # One error-state guard for the whole call: NaN boxes are SORT's sign of a lost filter, not a fault.
         with np.errstate(invalid="ignore", divide="ignore"):
             return self._update(dets, timestamp_s, warp)
@@ -357,10 +433,127 @@ class SortTracker:
         Returns the confirmed tracks matched on the latest detector frame (plus, with report_lost_s > 0,
         confirmed tracks lost for up to report_lost_s), with predicted boxes and their last confidence.
         """
+        if self._fast:
+            return self._predict_fast(float(timestamp_s), warp)
         with np.errstate(invalid="ignore", divide="ignore"):
             self._step(timestamp_s, warp)
             self._expire(timestamp_s)
             return self._report(timestamp_s)
+
+    # --- the numba path (tracking.kernels): the same steps as `_update` / `predict`, a few calls a frame --------
+
+    def _step_fast(self, timestamp_s: float, warp: npt.ArrayLike | None) -> float:
+        dt = self._advance(timestamp_s)
+        if warp is not None:
+            with np.errstate(invalid="ignore"):  # a lost filter's inf/NaN state: dropped after the predict
+                self._kf.warp(warp)
+        return dt
+
+    def _drop_nonfinite(self, trk_neg: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """SORT drops tracks whose predicted box is not finite (rare: the kernels only count them)."""
+        with np.errstate(invalid="ignore"):
+            finite = np.all(np.isfinite(trk_neg), axis=1)
+        self._keep(finite)
+        return finite
+
+    def _update_fast(self, dets: Detections, timestamp_s: float, warp: npt.ArrayLike | None) -> Detections:
+        cfg = self.config
+        k = _kernels if _kernels is not None else _load_kernels()
+        dt = self._step_fast(timestamp_s, warp)
+        self._updates += 1
+        xyxy, conf, dcls = _writable(dets.xyxy), _writable(dets.confidence), _writable(dets.class_id)
+        ca = bool(cfg.class_aware)
+        thr = float(cfg.iou_threshold)
+        trk, bad, det_neg, det_area, trk_area, high, low, g, rows, cols, trivial = k.first_pass(
+            self._kf.state, dt, self._prm, xyxy, conf, self._score32, self._low32, thr, dcls, self._cls, ca
+        )
+        if bad:
+            finite = self._drop_nonfinite(trk)
+            trk, trk_area = trk[finite], trk_area[finite]
+            tidx = np.arange(len(trk))
+            g, rows, cols, trivial = k.gate(
+                det_neg, det_area, high, trk, trk_area, tidx, thr, dcls, self._cls, ca
+            )
+        if not trivial:  # contested: the exact solver, as the numpy path
+            rows, cols = match_gated(g, thr)
+        d, t = high[rows], cols
+        if cfg.second_association and len(t) < len(trk) and low.size:
+            thr2 = float(cfg.second_iou_threshold)
+            pool, g2, r2, c2, trivial2 = k.second_pass(
+                trk, trk_area, self._count, t, det_neg, det_area, low, thr2, dcls, self._cls, ca
+            )
+            if not trivial2:
+                r2, c2 = match_gated(g2, thr2)
+            if r2.size:
+                d = np.concatenate([d, low[r2]])
+                t = np.concatenate([t, pool[c2]])
+        out = k.finish(
+            self._kf.state, self._count, self._ids, self._cls, self._conf, self._last_match_s, self._confirmed,
+            xyxy, conf, dcls, d, t, high, rows, self._new32, timestamp_s, int(cfg.min_hits),
+            bool(cfg.keep_confirmed), self._next_id, cfg.max_age_s + _TIME_EPS_S, float(cfg.report_lost_s),
+            cfg.report_lost_s + _TIME_EPS_S, self._updates <= cfg.min_hits, self._prm,
+        )  # fmt: skip
+        (
+            self._kf.state,
+            self._count,
+            self._ids,
+            self._cls,
+            self._conf,
+            self._last_match_s,
+            self._confirmed,
+        ) = out[:7]
+        self._next_id += int(out[11])
+        return _detections(out[7], out[8], out[9], out[10])
+
+    def _predict_fast(self, timestamp_s: float, warp: npt.ArrayLike | None) -> Detections:
+        cfg = self.config
+        k = _kernels if _kernels is not None else _load_kernels()
+        dt = self._step_fast(timestamp_s, warp)
+        trk, bad = k.predict(self._kf.state, dt, self._prm)
+        if bad:
+            self._drop_nonfinite(trk)
+        keep = k.expire(self._last_match_s, timestamp_s, cfg.max_age_s + _TIME_EPS_S)
+        if keep.size:
+            self._keep(keep)
+        return _detections(
+            *k.report(
+                self._kf.state, self._count, self._ids, self._cls, self._conf, self._last_match_s,
+                self._confirmed, timestamp_s, float(cfg.report_lost_s), cfg.report_lost_s + _TIME_EPS_S,
+                self._updates <= cfg.min_hits, False,
+            )
+        )  # fmt: skip
+
+
+def _writable(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """`a` if C-contiguous and writable, else a copy that is: numba compiles a kernel anew for each array
+    layout and read-only flag, so only these reach the kernels (the ones compiled at construction)."""
+    f = a.flags
+    return a if f.c_contiguous and f.writeable else np.array(a)
+
+
+def _kernel_params(kf: BoxKalmanFilter) -> npt.NDArray[np.float64]:
+    """The filter constants packed for tracking.kernels: new-track row, qa, qc, R."""
+    return np.concatenate([kf._row0, kf._qa, kf._qc, kf._r]).astype(np.float64)
+
+
+def _warm_kernels() -> None:
+    """Run every kernel once on a made-up scene (compiles them, or loads numba's cache) so the first real
+    frames do not pay for it. Once per process."""
+    global _warmed
+    if _warmed:
+        return
+    _warmed = True
+    f32 = np.float32
+    box = np.array([[10, 10, 50, 90], [200, 200, 240, 300]], f32)
+    two = np.zeros(2, np.int32)
+    trk = SortTracker(TrackerConfig(second_association=True, min_hits=1, nominal_fps=10.0), backend="numba")
+    trk.update(Detections(box, np.full(2, 0.9, f32), two), 0.0)  # first_pass, finish (new tracks)
+    trk.predict(0.05)  # predict, expire, report
+    trk.update(Detections(box + f32(2), np.array([0.9, 0.3], f32), two), 0.1)  # second_pass
+    trk.update(Detections(box[[0, 0]], np.full(2, 0.9, f32), two), 0.2)  # contested: the solver
+    # a zero height starts a track with an infinite aspect ratio; its next box is not finite: dropped, gate again
+    trk.update(Detections(np.array([[0, 0, 10, 0]], f32), np.ones(1, f32), two[:1]), 0.3)
+    trk.update(Detections.empty(), 0.4)
 
 
 def _detections(
