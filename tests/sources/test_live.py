@@ -94,7 +94,12 @@ class FaultyCapture:
             return False, None
         if action == "block":
             f.unblock.wait(arg)  # stuck inside read() longer than the stall timeout, then a frame after all
-        time.sleep(f.period_s)  # the camera's frame period
+        if action == "buffered":  # handed over at once from the decoder's buffer, as after a connect
+            pass
+        elif action == "preempted":  # a buffered frame, but the reader thread lost its core for a moment
+            time.sleep(arg)
+        else:
+            time.sleep(f.period_s)  # the camera's frame period
         ok, image = self.cap.read()
         if not ok:  # end of the clip: start again, as a camera would keep producing
             self.cap.release()
@@ -346,3 +351,20 @@ def test_live_synthetic_source_drops_for_a_slow_consumer() -> None:
     assert np.all(jumps >= 1) and jumps.mean() > 1.5  # 30 ms consumer, 5 ms camera
     assert stats.dropped > 0 and stats.delivered == 12
     assert got[0][0].image.shape == (120, 160, 3)
+
+
+def test_connect_burst_is_dropped_even_when_one_read_in_it_is_slow(faults_for: Any) -> None:
+    """After a connect the decoder hands over its buffered frames at once; a busy CPU can make one of those reads
+    as slow as a live frame. The burst must still be dropped whole: its frames carry no real capture time."""
+    plan: dict[int, tuple[str, Any]] = {i: ("buffered", None) for i in range(12)}
+    plan[5] = ("preempted", 0.06)
+    f = faults_for(period_s=0.04, plan=plan)
+    with LiveSource(f.factory, "fake-cam", fast(stall_timeout_s=1.0, give_up_s=5)) as src:
+        got = consume(src, 8)
+        stats = src.stats()
+    assert_stream_sane(got)
+    src_idx = [fr.source_index for fr, _ in got]
+    assert src_idx[0] >= 12, src_idx  # nothing of the burst delivered
+    ts = np.array([fr.timestamp_s for fr, _ in got])
+    assert np.all(np.diff(ts) >= 0.5 * 0.04 * np.diff(src_idx)), np.diff(ts)
+    assert stats.dropped >= 12

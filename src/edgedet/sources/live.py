@@ -36,6 +36,8 @@ _CAP_PROP_FPS = 5  # cv2.CAP_PROP_FPS; a literal so this module works with any c
 _RATE_WINDOW = 64  # inter-frame intervals kept for the measured frame rate
 _BURST_WINDOW_S = 3.0  # how long after opening a capture buffered-frame bursts are looked for
 _BURST_INTERVAL_S = 0.002  # reads closer than this are buffered frames when the stream's rate is unknown
+#: reads in a row at the stream's pace that end a burst (costs one live frame after a connect)
+_PACED_READS = 2
 
 
 class Capture(Protocol):
@@ -354,6 +356,7 @@ class LiveSource(Source):
             t_open = time.monotonic()
             prev_t: float | None = None
             in_burst = True
+            paced = 0  # consecutive reads at the stream's pace
             while True:
                 try:
                     ok, image = cap.read()
@@ -366,8 +369,11 @@ class LiveSource(Source):
                     return
                 if in_burst:
                     fast = 0.25 / self.fps if self.fps else _BURST_INTERVAL_S
-                    # the first frame may itself be buffered: it waits until the next read shows the pace
-                    buffered = prev_t is None or (t - prev_t < fast and t - t_open < _BURST_WINDOW_S)
+                    # The first frame may itself be buffered: it waits until the next read shows the pace. One
+                    # slow read is not the end of a burst (a busy CPU preempts the reader in the middle of one):
+                    # the burst ends after _PACED_READS reads in a row at the stream's pace, or with the window.
+                    paced = paced + 1 if prev_t is not None and t - prev_t >= fast else 0
+                    buffered = paced < _PACED_READS and t - t_open < _BURST_WINDOW_S
                     prev_t = t
                     if buffered:
                         with self._cond:
