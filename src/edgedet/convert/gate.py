@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 
 #: default allowed mAP50-95 drop in points (0-100 scale) against labels
 MAX_MAP_DROP = 1.0
-#: default allowed drop in points against the reference's own detections (no labels)
-MAX_PSEUDO_DROP = 5.0
+#: default allowed drop in points against the reference's own detections (no labels). mAP50-95 against
+#: pseudo-labels counts every box that moved by a pixel, so it is far stricter than against real labels; measured
+#: on coco128 (YOLOv5n, all 128 images), agreement drop vs label drop of the same INT8 file: 320: 7.3 (0.25),
+#: 8.6 (0.1), 8.7 (0.15), 11.3 (1.21); 640: 8.6 (0.67), 8.3 (1.28), 9.8 (~1.2), 13.0 (1.66). 10 passes every file
+#: within 0.7 label points and refuses those losing 1.2+, except one (8.3 for 1.28): with labels, pass --labels.
+MAX_PSEUDO_DROP = 10.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def accuracy_gate(
 
     images: the held-out images (with labels: a subset of the labelled set; None = all of it).
     labels: a DetectionDataset, YOLO folder or COCO json; None = compare against the reference's detections.
-    max_map_drop: allowed mAP50-95 drop in points (default 1.0 with labels, 5.0 against the reference).
+    max_map_drop: allowed mAP50-95 drop in points (default 1.0 with labels, 10.0 against the reference).
     Returns a GateResult; never raises on a failed gate (the caller decides: see `quantize_with_gate`).
     """
     if labels is not None:
