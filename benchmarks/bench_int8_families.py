@@ -180,6 +180,38 @@ def unsaturated(fp32: Path, images: list[Path], limit: float = 0.99) -> list[Pat
     return keep
 
 
+def retime(
+    scratch: Path, families: list[str], sizes: list[int], threads: list[int], rounds: int, timer: Any
+) -> int:
+    """Time edgedet FP32 / INT8 and Ultralytics INT8 files of an earlier run again (same interleaved loop)."""
+    for fam in families:
+        for size in sizes:
+            d = scratch / "edgedet" / f"{fam}_{size}"
+            d = d / "from_onnx" if (d / "from_onnx").is_dir() else d
+            int8 = sorted(d.glob("*.int8*.onnx"))
+            fp32 = [p for p in d.glob("*.onnx") if ".int8" not in p.name]
+            if not int8 or not fp32:
+                continue
+            models = {"fp32": fp32[0], "int8": int8[0]}
+            ul = sorted((scratch / "ul" / f"{fam}_{size}").glob("*_int8.onnx"))
+            if ul:
+                models["ul_int8"] = ul[0]
+            for t in threads:
+                before = load1()
+                v = timer(models, (1, 3, size, size), rounds, t)
+                ulpart = (
+                    f", ultralytics INT8 {v['ul_int8']:.1f} ms ({v['fp32'] / v['ul_int8']:.2f}x)"
+                    if ul
+                    else ""
+                )
+                print(
+                    f"{fam}@{size} {t} thread(s): FP32 {v['fp32']:.1f} ms, INT8 {v['int8']:.1f} ms "
+                    f"({v['fp32'] / v['int8']:.2f}x){ulpart}; load {max(before, load1()):.2f}",
+                    flush=True,
+                )
+    return 0
+
+
 def load1() -> float:
     return os.getloadavg()[0]
 
@@ -192,11 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--no-ultralytics-int8", action="store_true")
+    ap.add_argument(
+        "--retime",
+        type=Path,
+        help="only time again the files an earlier run left in this scratch folder (e.g. at 2 threads once the "
+        "machine is quiet)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("YOLO_OFFLINE", "1")
     sys.path[:0] = [str(REPO), str(REPO / "src"), str(REPO / "benchmarks")]
     logging.basicConfig(level=logging.ERROR)
     from bench_precision import interleaved_latency
+
+    if args.retime:
+        return retime(args.retime, args.families, args.sizes, args.threads, args.rounds, interleaved_latency)
     from tests.convert.ultralytics_helpers import make_checkpoint, real_image_batch
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-int8-families-"))
