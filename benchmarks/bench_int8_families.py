@@ -298,14 +298,14 @@ def main(argv: list[str] | None = None) -> int:
                 models = {"fp32": ed["fp32"], "int8": ed["int8"]}
                 if "int8" in ul:
                     models["ul_int8"] = ul["int8"]
-                lat = {}
+                lat: dict[int, Any] = {}
                 for t in args.threads:
                     if t > 1 and load1() >= QUIET_LOAD:
                         lat[t] = f"skipped (load {load1():.2f} >= {QUIET_LOAD})"
                         continue
                     before = load1()
                     lat[t] = interleaved_latency(models, (1, 3, size, size), args.rounds, t)
-                    lat[t]["load"] = max(before, load1())
+                    lat[t]["load"] = max(before, load1())  # the highest load seen while timing
                 ed["lat"] = lat
                 ed["float"] = kept_in_float(ed["int8"]) if ed.get("int8") else {}
                 print(f"[{tag}] latency {lat}; float compute ops in INT8 {ed['float']}", flush=True)
