@@ -234,12 +234,13 @@ def test_cpu_int8_runs_silu_as_quickgelu_between_int8_convs(tmp_path: Path, imag
     ops = _ops(fused.path)
     assert ops.count("QuickGelu") == 2 and ops.count("Sigmoid") == 1
     assert _ops(plain.path).count("Sigmoid") == 3
-    # ONNX Runtime still turns both backbone convs into int8 QLinearConv around the float QuickGelu
+    # ONNX Runtime still turns the second conv into an int8 QLinearConv after the float QuickGelu (the stem, conv1,
+    # runs in float: see test_cpu_int8_stem_runs_in_float_with_its_int8_weights)
     o = ort.SessionOptions()
     o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     o.optimized_model_filepath = str(tmp_path / "opt.onnx")
     ort.InferenceSession(str(fused.path), o, providers=["CPUExecutionProvider"])
-    assert _ops(tmp_path / "opt.onnx").count("QLinearConv") == 2
+    assert _ops(tmp_path / "opt.onnx").count("QLinearConv") == 1
     spec = ModelSpec.from_json({p.key: p.value for p in onnx.load(str(fused.path)).metadata_props}[SPEC_KEY])
     assert '"silu": "2 fused to float QuickGelu"' in spec.provenance["calibration"]
     # one rounding fewer per SiLU: at least as close to FP32 as the quantized Sigmoid * Mul
@@ -292,3 +293,44 @@ def test_silu_input_range_starts_where_silu_output_rounds_to_zero(tmp_path: Path
     assert got["c2"] == (-1.0, 4.0)  # its tail ends above SiLU's minimum: nothing to cut
     assert got["h"] == (-9.0, 9.0) and got["a1"] == ranges["a1"]  # not SiLU inputs
     assert ranges["c1"] == (-20.0, 10.0)  # the caller's ranges are not changed
+
+
+def test_cpu_int8_stem_runs_in_float_with_its_int8_weights(tmp_path: Path, images: list[Path]) -> None:
+    src = tiny_yolov5(tmp_path / "t.onnx")
+    res = quantize_int8_detailed(src, tmp_path / "q.onnx", images, SPEC, "minmax", min_images=8)
+    plain = quantize_int8_detailed(
+        src,
+        tmp_path / "p.onnx",
+        images,
+        SPEC,
+        "minmax",
+        min_images=8,
+        ranges=res.ranges,
+        stem_float_cpu=False,
+    )
+    assert res.stem_float == "conv1" and plain.stem_float is None
+    g = onnx.load(str(res.path)).graph
+    conv1 = next(n for n in g.node if n.name == "conv1")
+    assert conv1.input[0] == "images"  # the float image, no Q/DQ in front
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] == "images" for n in g.node)
+    w = numpy_helper.to_array(next(i for i in g.initializer if i.name == conv1.input[1]))
+    # the int8-rounded weights: each output channel is an integer multiple of its scale
+    pg = onnx.load(str(plain.path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in pg.initializer}
+    wdq = next(
+        n
+        for n in pg.node
+        if n.op_type == "DequantizeLinear"
+        and n.output[0] == next(c for c in pg.node if c.name == "conv1").input[1]
+    )
+    q, scale = inits[wdq.input[0]], inits[wdq.input[1]]
+    np.testing.assert_array_equal(w, q.astype(np.float32) * scale.reshape(-1, 1, 1, 1).astype(np.float32))
+    # same model as the all-int8 file except the image's 8-bit rounding
+    from edgedet.preprocess import Preprocessor
+
+    x, _ = Preprocessor(SPEC)(cv2.imread(str(images[0])))  # type: ignore[arg-type]
+    a = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    b = ort.InferenceSession(str(plain.path), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    assert float(np.abs(a - b).mean()) < 0.02
+    meta = ModelSpec.from_json({p.key: p.value for p in onnx.load(str(res.path)).metadata_props}[SPEC_KEY])
+    assert '"stem": "float conv, int8-rounded weights"' in meta.provenance["calibration"]

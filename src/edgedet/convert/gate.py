@@ -391,12 +391,14 @@ def quantize_with_gate(
             # then the most sensitive layers on top of that.
             silu_ops = tuple(o for o in QUANT_OP_TYPES if o not in SILU_OPS)
             stem = first_conv(fp32_onnx)
-            # A CPU file already runs its SiLUs in float (fused to QuickGelu): its first step is the stem alone.
-            first_label = "stem conv in float" if first.silu_fused else "SiLU + stem conv in float"
-            steps: list[tuple[str, tuple[str, ...]]] = [(first_label, stem)]
+            # A CPU file already runs its SiLUs in float (fused to QuickGelu) and its stem as a float conv: it
+            # goes straight to the sensitive layers.
+            steps: list[tuple[str, tuple[str, ...]]] = []
+            if not first.stem_float:
+                steps.append(("stem conv in float" if first.silu_fused else "SiLU + stem conv in float", stem))
             for k in float_steps:
                 extra = tuple(r.name for r in ranking if r.name not in stem)[:k]
-                if len(extra) < k and steps[-1][1] == stem + extra:
+                if len(extra) < k and steps and steps[-1][1] == stem + extra:
                     break  # no more layers to try
                 steps.append((f"+{len(extra)} sensitive layers in float", stem + extra))
             for i, (label, keep) in enumerate(steps, start=1):

@@ -56,6 +56,7 @@ class QuantizeResult:
     decode_nodes: tuple[str, ...]
     ranges: Mapping[str, tuple[float, float]]
     silu_fused: int = 0  # SiLUs run as one float QuickGelu between dequantize and quantize (CPU files)
+    stem_float: str | None = None  # the stem conv run in float with its int8-rounded weights (CPU files)
 
 
 def _ort_method(method: str) -> Any:
@@ -248,6 +249,7 @@ def quantize_int8_detailed(
     threads: int = 2,
     fuse_silu_cpu: bool = True,
     clip_silu: bool = True,
+    stem_float_cpu: bool = True,
 ) -> QuantizeResult:
     """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges.
 
@@ -259,6 +261,8 @@ def quantize_int8_detailed(
     quantized Sigmoid and Mul (faster and exact; `silu_fusion.py`). int8 (TensorRT) files are never fused.
     clip_silu: for uint8 files, start each SiLU input's range where SiLU's output has reached 0 within half a
     step (`silu_fusion.clip_silu_inputs`); the returned `ranges` are the calibrated ones, before this.
+    stem_float_cpu: for uint8 files, run the stem conv as a float conv over the float image with its int8-rounded
+    weights (`cpu_stem.py`: ONNX Runtime's int8 conv is slow on 3 input channels).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
@@ -338,11 +342,13 @@ def quantize_int8_detailed(
                 "CalibTensorRangeSymmetric": int8_acts,
             },
         )
-    fused = 0
-    if fuse_silu_cpu and not int8_acts:
-        fused = _fuse_silu_file(out)
-    _write_spec(out, spec, fp32_onnx, calib_images, method, activation_type, excluded, reduce_range, fused)
-    return QuantizeResult(out, tuple(excluded), tuple(decode), dict(ranges), fused)
+    fused, stem = 0, None
+    if not int8_acts and (fuse_silu_cpu or stem_float_cpu):
+        fused, stem = _cpu_rewrites(out, fuse_silu_cpu, stem_float_cpu)
+    _write_spec(
+        out, spec, fp32_onnx, calib_images, method, activation_type, excluded, reduce_range, fused, stem
+    )
+    return QuantizeResult(out, tuple(excluded), tuple(decode), dict(ranges), fused, stem)
 
 
 def quantize_int8(
@@ -379,17 +385,24 @@ def quantize_int8(
     ).path
 
 
-def _fuse_silu_file(path: Path) -> int:
+def _cpu_rewrites(path: Path, silu: bool, stem: bool) -> tuple[int, str | None]:
+    """The ONNX Runtime CPU rewrites of a uint8 file: SiLU -> QuickGelu (`silu_fusion`), the stem conv in float
+    (`cpu_stem`). Returns (SiLUs fused, stem name or None)."""
     import onnx
 
+    from edgedet.convert.cpu_stem import run_stem_in_float
     from edgedet.convert.silu_fusion import fuse_silu
 
     model = onnx.load(str(path))
-    n = fuse_silu(model)
-    if n:
+    n = fuse_silu(model) if silu else 0
+    stem_name = run_stem_in_float(model) if stem else None
+    if n or stem_name:
         onnx.save(model, str(path))
+    if n:
         log.info("%d SiLU activations run as dequantize -> QuickGelu -> quantize (ONNX Runtime CPU)", n)
-    return n
+    if stem_name:
+        log.info("stem %s runs as a float convolution with its int8-rounded weights", stem_name)
+    return n, stem_name
 
 
 def _write_spec(
@@ -402,6 +415,7 @@ def _write_spec(
     excluded: Sequence[str],
     reduce_range: bool = False,
     silu_fused: int = 0,
+    stem_float: str | None = None,
 ) -> None:
     import onnx
 
@@ -421,6 +435,7 @@ def _write_spec(
                     "weights": "int7 per-channel symmetric" if reduce_range else "int8 per-channel symmetric",
                     "float_nodes": len(excluded),
                     "silu": f"{silu_fused} fused to float QuickGelu" if silu_fused else "as quantized",
+                    "stem": "float conv, int8-rounded weights" if stem_float else "as quantized",
                 },
                 sort_keys=True,
             ),
