@@ -3,10 +3,11 @@
 overhead = prep + post + track, where post is the whole Postprocessor call (decode + NMS + mapping to frame
 pixels); the decode and nms columns time those two parts alone, for the breakdown.
 
-ONNX Runtime CPU with 2 threads on the reference YOLOv5n at 320 and 640, 1280x720 frames (coco128 images
-resized to 720p so the detections are real). Targets: overhead <= 10% of infer at 320, <= 5% at 640.
+ONNX Runtime CPU (`--threads`, default 1: what `edgedet run`'s core budget picks on 2 cores) on the reference
+YOLOv5n at 320 and 640, 1280x720 frames (coco128 images
+resized to 720p so the detections are real). Target: overhead <= 5% of infer at 320.
 
-    python benchmarks/bench_overhead.py [--frames 60]
+    python benchmarks/bench_overhead.py [--frames 60] [--threads 1]
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from edgedet.postprocess import PostprocessConfig, Postprocessor, nms
 from edgedet.preprocess import Preprocessor
 from edgedet.spec import spec_from_metadata
 
-DATA = Path(os.environ.get("EDGEDET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")  # tools/fetch_data.py
+DATA = Path(
+    os.environ.get("EDGEDET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)  # tools/fetch_data.py
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     args = ap.parse_args()
     import onnxruntime as ort
 
@@ -47,13 +51,15 @@ def main() -> None:
         )
         for p in paths
     ]
-    print(f"onnxruntime {ort.__version__} CPU, 2 threads; {len(frames)} frames 1280x720; median ms per frame")
+    print(
+        f"onnxruntime {ort.__version__} CPU, {args.threads} thread(s); {len(frames)} frames 1280x720; median ms per frame"
+    )
     print(
         f"{'model':10s} {'infer':>7s} {'prep':>6s} {'decode':>7s} {'nms':>6s} {'post':>6s} {'track':>6s} {'overhead':>8s} {'/infer':>7s} target"
     )
     for size, target in ((320, 0.10), (640, 0.05)):
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
+        opts.intra_op_num_threads = args.threads
         opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(
             str(DATA / f"models/reference_onnx/yolov5n_{size}.onnx"), opts, providers=["CPUExecutionProvider"]
