@@ -75,20 +75,10 @@ class _OutputTimes:
 
 
 def end_to_end(
-    model: Path,
-    video: Path,
-    threads: int,
-    overlap: str,
-    out: Path,
-    passes: int,
-    skip: int,
-    switch_s: float | None = None,
+    model: Path, video: Path, threads: int, overlap: str, out: Path, passes: int, skip: int
 ) -> tuple[float, float, float, int]:
     """(FPS over the run, steady FPS after the first `skip` frames, infer p50 ms, frames) of one `edgedet run`
-    over `passes` loops of the clip with the video sink writing; `switch_s`: the overlapped loop's GIL switch
-    interval instead of edgedet.overlap.SWITCH_INTERVAL_S."""
-    import edgedet.overlap as overlap_mod
-
+    over `passes` loops of the clip with the video sink writing."""
     frames = passes * sum(1 for _ in open_source(str(video)))
     cfg = build_config(
         RunConfig,
@@ -105,12 +95,7 @@ def end_to_end(
     pipeline = build_pipeline(cfg)
     times = _OutputTimes()
     pipeline.sinks.append(times)  # type: ignore[arg-type]
-    default = overlap_mod.SWITCH_INTERVAL_S
-    overlap_mod.SWITCH_INTERVAL_S = default if switch_s is None else switch_s
-    try:
-        summary = pipeline.run()
-    finally:
-        overlap_mod.SWITCH_INTERVAL_S = default
+    summary = pipeline.run()
     assert out.stat().st_size > 0 and summary.frames == frames
     t = times.t_ns
     steady = (len(t) - 1 - skip) / ((t[-1] - t[skip]) / 1e9)
@@ -168,11 +153,6 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=10, help="frames left out of the steady rate (start-up)")
     ap.add_argument("--demo", action="store_true", help="also the demo, idle and with one core busy")
     ap.add_argument("--demo-only", action="store_true", help="only the demo table")
-    ap.add_argument(
-        "--compare-gil",
-        action="store_true",
-        help="also run --overlap on with Python's default 5 ms GIL switch interval (edgedet sets 0.5 ms)",
-    )
     args = ap.parse_args()
     if args.demo_only:
         demo_table(args.repeat)
@@ -194,7 +174,6 @@ def main() -> None:
             off: list[tuple[float, float, float, int]] = []
             on: list[tuple[float, float, float, int]] = []
             loads: list[float] = []
-            on5: list[tuple[float, float, float, int]] = []
             for r in range(args.repeat):
                 loads.append(load1())
                 eng.append(1000.0 / engine_only_p50(model, args.video, args.threads, args.engine_frames))
@@ -203,16 +182,6 @@ def main() -> None:
                     out = Path(tmp) / f"{mode}{size}_{r}.mp4"
                     into.append(
                         end_to_end(model, args.video, args.threads, mode, out, args.passes, args.skip)
-                    )
-                if args.compare_gil:
-                    out = Path(tmp) / f"on5ms{size}_{r}.mp4"
-                    on5.append(
-                        end_to_end(model, args.video, args.threads, "on", out, args.passes, args.skip, 0.005)
-                    )
-                    print(
-                        f"  yolov5n {size} round {r + 1}: on with a 5 ms GIL switch interval {on5[-1][0]:.1f} FPS, "
-                        f"steady {on5[-1][1]:.1f} (infer p50 {on5[-1][2]:.1f} ms)",
-                        flush=True,
                     )
                 print(
                     f"  yolov5n {size} round {r + 1}: engine {eng[-1]:.1f} FPS; off {off[-1][0]:.1f} FPS, steady "
