@@ -28,7 +28,6 @@ Contract, the same as the sequential loop's (`Pipeline._loop`):
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -63,10 +62,6 @@ STAGES_BESIDE_INFERENCE = 4
 _POLL_S = 0.1
 #: how long `run` waits for each stage thread to finish after the run ends
 JOIN_TIMEOUT_S = 10.0
-#: Python's GIL switch interval while the stages run (default 5 ms). When the inference thread's `run` returns
-#: it must take the GIL back from whichever stage holds it, and waits up to one interval for it: at 5 ms that
-#: is a fifth of a 25 ms inference, idle in every frame. Restored when the run ends.
-SWITCH_INTERVAL_S = 0.0005
 
 
 class _Closed(Exception):
@@ -199,7 +194,6 @@ class OverlappedLoop:
         self._in_flight = max(1, backend.max_in_flight) if isinstance(backend, BackendBase) else 1
         self._copy_outputs = backend.reuses_outputs if isinstance(backend, BackendBase) else True
         self.threads: list[threading.Thread] = []
-        self.switch_interval_s = SWITCH_INTERVAL_S
 
     # --- control ------------------------------------------------------------------------------------------
 
@@ -233,14 +227,6 @@ class OverlappedLoop:
     # --- the run ------------------------------------------------------------------------------------------
 
     def run(self, summary: RunSummary) -> None:
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, self.switch_interval_s))
-        try:
-            self._run(summary)
-        finally:
-            sys.setswitchinterval(interval)
-
-    def _run(self, summary: RunSummary) -> None:
         for name, body in (
             ("capture", self._capture),
             ("prepare", self._prepare),
