@@ -38,6 +38,7 @@ _HOW_TO_INSTALL: dict[str, str] = {
 #: What each command needs beyond the core packages, checked all at once before it starts work.
 COMMAND_NEEDS: dict[str, tuple[str, ...]] = {
     "eval det": ("pycocotools",),
+    "convert --int8": ("pycocotools",),  # the accuracy gate (skipped with --no-gate)
     "eval mot": ("trackeval", "motmetrics"),
     "eval mot --no-crosscheck": ("trackeval",),
     "bench --plot": ("matplotlib",),

@@ -95,3 +95,14 @@ def test_engine_without_tensorrt_leaves_onnx_ready(tmp_path: Path, tiny_factory:
     result = convert(cfg)
     assert [a.kind for a in result.artifacts] == ["onnx"]
     assert any("build the engine on the device with the same command" in n for n in result.notes)
+
+
+def test_int8_gate_without_pycocotools_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgedet._optional as opt
+    from edgedet.errors import MissingDependencyError
+
+    monkeypatch.setattr(opt, "available", lambda module: module != "pycocotools")
+    cfg = ConvertConfig(source="model.pt", int8=True, calib="images/")
+    with pytest.raises(MissingDependencyError, match=r"convert --int8 needs 'pycocotools'.*pip install"):
+        validate(cfg)
+    validate(ConvertConfig(source="model.pt", int8=True, calib="images/", gate=False))  # --no-gate: not needed

@@ -218,6 +218,10 @@ def validate(config: ConvertConfig) -> None:
             raise ConfigError(
                 f"--imgsz {config.imgsz} is out of range; use 32..4096 (a multiple of the stride)"
             )
+    if config.int8 and config.gate:
+        from edgedet._optional import require_all
+
+        require_all("convert --int8")  # the gate's mAP, before the export and calibration, not after them
 
 
 def _is_factory(source: str) -> bool:
