@@ -35,6 +35,8 @@ def interleaved_latency(
     for name, path in models.items():
         o = ort.SessionOptions()
         o.intra_op_num_threads, o.inter_op_num_threads, o.log_severity_level = threads, 1, 3
+        # the sessions take turns: an idle one's spinning pool would hold the cores the running one needs
+        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sessions[name] = ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     times: dict[str, list[float]] = {k: [] for k in sessions}

@@ -103,7 +103,10 @@ def bench_engines(config: BenchConfig, progress: Progress | None = None) -> dict
     try:
         for m in config.models:
             bcfg = BackendConfig(
-                backend=config.backend or default_backend(m), device=config.device, threads=config.threads
+                backend=config.backend or default_backend(m),
+                device=config.device,
+                threads=config.threads,
+                sessions_beside=len(config.models) - 1,  # they take turns: no spinning pools
             )
             post = PostprocessConfig(conf_threshold=config.conf, iou_threshold=config.iou)
             detector = open_detector(m, bcfg, post).__enter__()

@@ -172,3 +172,39 @@ def test_available_cores_is_the_affinity():
     from edgedet.backends.onnxruntime import available_cores
 
     assert available_cores() == len(os.sched_getaffinity(0))
+
+
+def test_sessions_taking_turns_do_not_spin(tmp_path, monkeypatch):
+    """bench's A/B loop: an idle session's spinning pool would hold the cores the running one needs."""
+    import edgedet.backends.onnxruntime as ortb
+
+    monkeypatch.setattr(ortb, "available_cores", lambda: 2)
+    path = constant_model(tmp_path / "m.onnx", _yolov5_outputs())
+    with (
+        open_backend(path, BackendConfig()) as alone,
+        open_backend(path, BackendConfig(sessions_beside=1)) as ab,
+    ):
+        assert alone.threads.spinning and alone.threads.threads == 2
+        assert not ab.threads.spinning and ab.threads.threads == 2
+        opts = ab._session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_bench_ab_sessions_do_not_spin(tmp_path, monkeypatch):
+    import edgedet.backends.onnxruntime as ortb
+    from edgedet.bench import bench_engines
+    from edgedet.config import BenchConfig
+
+    monkeypatch.setattr(ortb, "available_cores", lambda: 2)
+    seen = []
+    real_init = ortb.OnnxRuntimeBackend.__init__
+
+    def spy(self, *a, **k):
+        real_init(self, *a, **k)
+        seen.append(self.threads.spinning)
+
+    monkeypatch.setattr(ortb.OnnxRuntimeBackend, "__init__", spy)
+    a = constant_model(tmp_path / "a.onnx", _yolov5_outputs())
+    b = constant_model(tmp_path / "b.onnx", _yolov5_outputs())
+    bench_engines(BenchConfig(models=(str(a), str(b)), runs=2, warmup=0))
+    assert seen == [False, False]

@@ -28,6 +28,8 @@ class BackendConfig:
         memory; worth it on Jetson, where CPU and GPU share DRAM).
     stages_beside: pipeline stage threads busy while the model runs (the runtime sets it; None = none, as in
         bench and eval): ONNX Runtime's thread budget leaves them their cores.
+    sessions_beside: other models of this process that take turns with this one on the same cores (bench's A/B
+        loop): ONNX Runtime's pool then does not spin, or an idle session's spinning workers slow the running one.
     """
 
     backend: str = "onnxruntime"
@@ -38,6 +40,7 @@ class BackendConfig:
     trt_memory: str = "device"  # TensorRT: "device" buffers + copies, or "mapped" pinned memory (Jetson)
     options: Mapping[str, Any] = field(default_factory=dict)  # backend options declared in config.py
     stages_beside: int | None = None
+    sessions_beside: int = 0
 
 
 B = TypeVar("B", bound="Backend")
