@@ -334,3 +334,68 @@ def test_cpu_int8_stem_runs_in_float_with_its_int8_weights(tmp_path: Path, image
     assert float(np.abs(a - b).mean()) < 0.02
     meta = ModelSpec.from_json({p.key: p.value for p in onnx.load(str(res.path)).metadata_props}[SPEC_KEY])
     assert '"stem": "float conv, int8-rounded weights"' in meta.provenance["calibration"]
+
+
+def test_concat_output_and_its_sole_inputs_share_one_range() -> None:
+    from edgedet.convert.quantize import shared_concat_ranges
+
+    nodes = [
+        helper.make_node("Concat", ["a", "b"], ["ab"], name="cat1", axis=1),
+        helper.make_node("Relu", ["b"], ["rb"], name="other_reader_of_b"),
+        helper.make_node("Concat", ["d", "k"], ["dk"], name="cat3", axis=1),  # "k" has no range: left alone
+        helper.make_node("Concat", ["e", "f"], ["ef"], name="dec_cat", axis=1),  # kept float: left alone
+    ]
+    m = helper.make_model(helper.make_graph(nodes, "g", [], []))
+    ranges = {
+        "a": (-0.3, 2.0), "b": (-0.2, 6.0), "ab": (-0.5, 4.0), "rb": (0.0, 5.0),
+        "d": (0.0, 1.0), "dk": (0.0, 9.0), "e": (0.0, 1.0), "f": (0.0, 3.0), "ef": (0.0, 3.0), "x": (-7.0, 7.0),
+    }  # fmt: skip
+    got = shared_concat_ranges(m, ranges, skip_nodes=["dec_cat"])
+    assert got["a"] == got["ab"] == (-0.5, 6.0)  # the union, for the output and the input only cat1 reads
+    assert got["b"] == (-0.2, 6.0) and got["rb"] == (0.0, 5.0)  # b is read elsewhere too: its own range
+    assert got["d"] == (0.0, 1.0) and got["dk"] == (0.0, 9.0)
+    assert (got["e"], got["f"], got["ef"]) == ((0.0, 1.0), (0.0, 3.0), (0.0, 3.0))
+    assert got["x"] == (-7.0, 7.0) and ranges["a"] == (-0.3, 2.0)  # others and the caller's dict untouched
+
+
+def test_cpu_int8_concat_reads_and_writes_one_scale(tmp_path: Path, images: list[Path]) -> None:
+    """In the file, every quantized Concat's input Q/DQ pairs carry the output's scale and zero point."""
+    src = tmp_path / "cat.onnx"
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.9, (4, 3, 3, 3)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(0, 0.2, (8, 8, 1, 1)).astype(np.float32), "w3"),
+    ]
+    n = [
+        helper.make_node("Conv", ["images", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["images", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["c1", "c2"], ["cat"], name="cat", axis=1),
+        helper.make_node("Conv", ["cat", "w3"], ["output0"], name="conv3"),
+    ]
+    g = helper.make_graph(
+        n,
+        "cat",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *HW])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 8, *HW])],
+        inits,
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(src))
+    spec = ModelSpec(input_hw=HW, output_format="yolov5", class_names=("a",))
+    params = {}
+    for shared in (True, False):
+        out = tmp_path / f"q{shared}.onnx"
+        quantize_int8_detailed(
+            src, out, images, spec, "minmax", min_images=8, head_float=False, exclude_decode=False,
+            shared_concat=shared, stem_float_cpu=False,
+        )  # fmt: skip
+        q = onnx.load(str(out))
+        inits_q = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+        qs = {nd.input[0]: nd for nd in q.graph.node if nd.op_type == "QuantizeLinear"}
+        params[shared] = {
+            t: (float(inits_q[qs[t].input[1]]), int(inits_q[qs[t].input[2]])) for t in ("c1", "c2", "cat")
+        }
+    assert len(set(params[True].values())) == 1  # one scale and zero point for both inputs and the output
+    assert params[False]["c1"] != params[False]["cat"]  # without it, the narrower input keeps its own scale

@@ -194,6 +194,38 @@ def calibrate_ranges(
     )
 
 
+def shared_concat_ranges(
+    model: Any, ranges: Mapping[str, tuple[float, float]], skip_nodes: Sequence[str] = ()
+) -> dict[str, tuple[float, float]]:
+    """Ranges where each Concat's output and every input that only this Concat reads share one range (the union
+    of theirs). ONNX Runtime's QLinearConcat then copies those inputs' bytes instead of re-quantizing them to
+    the output's scale: YOLOv5n, 1 thread, INT8 1.33x -> 1.41x FP32 at 320 and 1.40x -> 1.48x at 640, mAP50-95
+    within 0.3 point of the file without it on coco128. An input that other layers also read keeps its own range
+    (widening it would coarsen them too: doing so through chains of Concats cost 0.8 point at 640). Concats in
+    `skip_nodes` (kept float) and those with an input without a range are left alone."""
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for t in node.input:
+            readers[t] = readers.get(t, 0) + 1
+    outputs = {o.name for o in model.graph.output}
+    skip = set(skip_nodes)
+    out = dict(ranges)
+    for node in model.graph.node:
+        if node.op_type != "Concat" or node.name in skip:
+            continue
+        tensors = [t for t in (*node.input, *node.output) if t]
+        if not all(t in out for t in tensors):
+            continue
+        lo = min(out[t][0] for t in tensors)
+        hi = max(out[t][1] for t in tensors)
+        for t in node.output:
+            out[t] = (lo, hi)
+        for t in node.input:
+            if readers.get(t, 0) == 1 and t not in outputs:
+                out[t] = (lo, hi)
+    return out
+
+
 def first_conv(onnx_path: Path) -> tuple[str, ...]:
     """Name of the stem: the first Conv reading the graph input (one-element tuple; empty if there is none)."""
     import onnx
@@ -250,6 +282,7 @@ def quantize_int8_detailed(
     fuse_silu_cpu: bool = True,
     clip_silu: bool = True,
     stem_float_cpu: bool = True,
+    shared_concat: bool = True,
 ) -> QuantizeResult:
     """`quantize_int8` that also returns the nodes kept in float and the calibrated ranges.
 
@@ -263,6 +296,8 @@ def quantize_int8_detailed(
     step (`silu_fusion.clip_silu_inputs`); the returned `ranges` are the calibrated ones, before this.
     stem_float_cpu: for uint8 files, run the stem conv as a float conv over the float image with its int8-rounded
     weights (`cpu_stem.py`: ONNX Runtime's int8 conv is slow on 3 input channels).
+    shared_concat: for uint8 files, one range for every input and the output of each quantized Concat
+    (`shared_concat_ranges`).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
@@ -313,14 +348,16 @@ def quantize_int8_detailed(
             log.info(
                 "7-bit weights (reduce_range): this x86 CPU has no VNNI, whose absence makes u8 x s8 overflow"
             )
+        excluded = sorted(set(decode) | set(exclude_nodes))
         q_ranges: Mapping[str, tuple[float, float]] = ranges
         if clip_silu and not int8_acts:
             from edgedet.convert.silu_fusion import clip_silu_inputs
 
             q_ranges = clip_silu_inputs(model, ranges)
+        if shared_concat and not int8_acts:
+            q_ranges = shared_concat_ranges(model, q_ranges, skip_nodes=excluded)
         cache = work / "calib.json"
         save_tensors_data(to_tensors_data(q_ranges), cache)
-        excluded = sorted(set(decode) | set(exclude_nodes))
         quantize_static(
             str(prepared),
             str(out),
