@@ -32,3 +32,15 @@ def test_timer_discards_warmup():
         pass
     assert t0.stages == ["pre"] and t0.stats()["pre"].count == 1
     assert "infer" in format_table(t.stats())
+
+
+def test_rate_meter_averages_the_interval_not_its_inverse() -> None:
+    from edgedet.profiling import RateMeter
+
+    r = RateMeter()
+    r.tick(0)
+    assert r.fps == 0.0  # one output: no rate yet
+    r.tick(10_000_000)
+    assert r.fps == 100.0
+    r.tick(40_000_000)  # a 30 ms gap: interval 0.9 * 10 + 0.1 * 30 = 12 ms
+    assert abs(r.fps - 1000 / 12) < 1e-9

@@ -41,6 +41,7 @@ import numpy.typing as npt
 from edgedet.backends import Backend as BackendBase
 from edgedet.boxes import Letterbox, clip_xyxy
 from edgedet.preprocess import Preprocessor
+from edgedet.profiling import RateMeter
 from edgedet.tracking import step
 from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
@@ -380,9 +381,7 @@ class OverlappedLoop:
         timer = p.timer
         is_live = p.source.is_live
         capture_is_work = not (is_live or p.paced)
-        fps_ema = 0.0
-        interval_ema = 0.0
-        t_prev_done: int | None = None
+        rate = RateMeter()
         while True:
             job = self.q_tracked.get(_POLL_S)
             if job is None:
@@ -396,7 +395,7 @@ class OverlappedLoop:
             t = time.perf_counter_ns()
             assert job.dets is not None
             result = FrameResult(
-                job.frame, job.dets, detector_ran=job.detect, fps=fps_ema, stage_ms=job.stage_ms, geo=job.geo
+                job.frame, job.dets, detector_ran=job.detect, fps=rate.fps, stage_ms=job.stage_ms, geo=job.geo
             )
             for sink in p.sinks:
                 sink.write(result)
@@ -411,11 +410,7 @@ class OverlappedLoop:
             busy = [ms for k, ms in job.busy_ms.items() if k != "capture" or capture_is_work]
             with self._scheduler_lock:
                 p.scheduler.record(job.detect, max(busy))
-            if t_prev_done is not None:
-                dt_ns = float(max(t_done - t_prev_done, 1))
-                interval_ema = dt_ns if interval_ema == 0.0 else 0.9 * interval_ema + 0.1 * dt_ns
-                fps_ema = 1e9 / interval_ema
-            t_prev_done = t_done
+            rate.tick(t_done)
             summary.frames += 1
             if job.detect:
                 summary.detector_runs += 1

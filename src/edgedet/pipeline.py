@@ -26,7 +26,7 @@ from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combinati
 from edgedet.detector import Detector
 from edgedet.errors import ConfigError
 from edgedet.overlap import STAGES_BESIDE_INFERENCE, OverlappedLoop, inside_frame
-from edgedet.profiling import LatencyStats, StageTimer
+from edgedet.profiling import LatencyStats, RateMeter, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
 from edgedet.sinks.base import OutputStatus
@@ -243,9 +243,7 @@ class Pipeline:
         timer = self.timer
         is_live = self.source.is_live
         capture_is_work = not (is_live or self.paced)
-        fps_ema = 0.0
-        interval_ema = 0.0
-        t_prev_done: int | None = None
+        rate = RateMeter()
         t_wait = time.perf_counter_ns()
         for frame in self._frames():
             t0 = time.perf_counter_ns()
@@ -272,7 +270,7 @@ class Pipeline:
                 geo = self.geo(frame, dets)
                 stage_ms["geo"] = (time.perf_counter_ns() - t) / 1e6
             t = time.perf_counter_ns()
-            result = FrameResult(frame, dets, detector_ran=detect, fps=fps_ema, stage_ms=stage_ms, geo=geo)
+            result = FrameResult(frame, dets, detector_ran=detect, fps=rate.fps, stage_ms=stage_ms, geo=geo)
             for sink in self.sinks:
                 sink.write(result)
             t_done = time.perf_counter_ns()
@@ -285,13 +283,7 @@ class Pipeline:
                 timer.add("age", (time.monotonic() - frame.timestamp_s) * 1e3)
             # Files: decoding is work the frame rate pays for; live or paced: waiting for a frame is idle time.
             self.scheduler.record(detect, frame_ms + (t0 - t_wait) / 1e6 if capture_is_work else frame_ms)
-            if t_prev_done is not None:
-                # Average the frame interval, not its inverse: a mean of 1/dt over mixed detect and track-only
-                # frames overstates the rate.
-                dt_ns = float(max(t_done - t_prev_done, 1))
-                interval_ema = dt_ns if interval_ema == 0.0 else 0.9 * interval_ema + 0.1 * dt_ns
-                fps_ema = 1e9 / interval_ema
-            t_prev_done = t_done
+            rate.tick(t_done)
             summary.frames += 1
             if self.max_frames is not None and summary.frames >= self.max_frames:
                 self._stop_reason = self._stop_reason or "max frames"

@@ -110,6 +110,26 @@ class StageTimer:
         return {name: LatencyStats.of(buf.values(), buf.total_count) for name, buf in self._samples.items()}
 
 
+class RateMeter:
+    """Output frame rate, as an exponential moving average of the interval between outputs (weight 0.1).
+
+    Averages the interval, not its inverse: a mean of 1/dt over mixed detector and track-only frames overstates
+    the rate. `fps` is 0.0 until two outputs were seen."""
+
+    def __init__(self) -> None:
+        self.fps = 0.0
+        self._interval_ns = 0.0
+        self._prev_ns: int | None = None
+
+    def tick(self, t_ns: int) -> None:
+        """An output at `t_ns` (perf_counter_ns)."""
+        if self._prev_ns is not None:
+            dt_ns = float(max(t_ns - self._prev_ns, 1))
+            self._interval_ns = dt_ns if self._interval_ns == 0.0 else 0.9 * self._interval_ns + 0.1 * dt_ns
+            self.fps = 1e9 / self._interval_ns
+        self._prev_ns = t_ns
+
+
 def format_table(stats: Mapping[str, LatencyStats], title: str = "latency (ms)") -> str:
     """A plain-text table (the CLI may render it with Rich instead)."""
     lines = [f"{title:<16}{'count':>8}{'mean':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}"]

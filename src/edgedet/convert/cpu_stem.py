@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from edgedet.convert.export_onnx import drop_unused_initializers
+
 
 def run_stem_in_float(model: Any) -> str | None:
     """Rewrite `model` (a ModelProto, in place): the Conv fed by the dequantized graph input reads the float input
@@ -67,10 +69,7 @@ def run_stem_in_float(model: Any) -> str | None:
     nodes = [n for n in graph.node if id(n) not in drop]
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    keep = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
+    drop_unused_initializers(graph)
     return str(stem.name)
 
 

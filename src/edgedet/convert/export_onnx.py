@@ -41,6 +41,15 @@ def drop_initializer_inputs(model: Any) -> bool:
     return True
 
 
+def drop_unused_initializers(graph: Any) -> None:
+    """Remove initializers no node reads (left behind by graph rewrites; ONNX Runtime warns about each)."""
+    used = {name for node in graph.node for name in node.input}
+    keep = [t for t in graph.initializer if t.name in used]
+    if len(keep) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+
+
 def tool_versions() -> dict[str, str]:
     """Versions of the tools that shaped an artifact (those importable here)."""
     import onnx

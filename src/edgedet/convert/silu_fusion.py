@@ -22,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from edgedet.convert.export_onnx import drop_unused_initializers
+
 CONTRIB_DOMAIN = "com.microsoft"
 #: SiLU's minimum is at x = -1.2785; below it SiLU rises back towards 0
 _SILU_ARGMIN = -1.2784645
@@ -79,7 +81,7 @@ def fuse_silu(model: Any) -> int:
     graph.node.extend(nodes)
     if not any(o.domain == CONTRIB_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
-    _drop_unused_initializers(graph)
+    drop_unused_initializers(graph)  # the removed Q/DQ pairs' scales and zero points
     return len(replace)
 
 
@@ -135,15 +137,6 @@ def clip_silu_inputs(model: Any, ranges: Mapping[str, tuple[float, float]]) -> d
                 a = mid
         out[x] = (max(lo, a), hi)
     return out
-
-
-def _drop_unused_initializers(graph: Any) -> None:
-    """The removed Q/DQ pairs leave their scale/zero-point constants behind; ONNX Runtime warns about each."""
-    used = {name for node in graph.node for name in node.input}
-    keep = [t for t in graph.initializer if t.name in used]
-    if len(keep) != len(graph.initializer):
-        del graph.initializer[:]
-        graph.initializer.extend(keep)
 
 
 __all__ = ["CONTRIB_DOMAIN", "clip_silu_inputs", "fuse_silu", "silu_pairs"]

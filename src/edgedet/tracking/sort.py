@@ -283,20 +283,14 @@ class SortTracker:
             # Right after an update every current track was matched (or started) now, so "current or lost
             # for at most report_lost_s" is the time test alone.
             show = (timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S) & self._confirmed
-            idx = show.nonzero()[0]
-            return _detections(
-                boxes_of(self._kf.state[idx]).astype(np.float32),
-                self._conf[idx],
-                self._cls[idx],
-                self._ids[idx],
-            )
-        current = self._count[:, 1] == 0
-        if cfg.report_lost_s > 0:
-            # confirmed tracks matched now or lost for at most report_lost_s (+ anything current in warm-up)
-            shown = current | (timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S)
-            show = (current | (shown & self._confirmed)) if warmup else (shown & self._confirmed)
         else:
-            show = current if warmup else current & self._confirmed
+            current = self._count[:, 1] == 0
+            if cfg.report_lost_s > 0:
+                # confirmed tracks matched now or lost for at most report_lost_s (+ anything current in warm-up)
+                shown = current | (timestamp_s - self._last_match_s <= cfg.report_lost_s + _TIME_EPS_S)
+                show = (current | (shown & self._confirmed)) if warmup else (shown & self._confirmed)
+            else:
+                show = current if warmup else current & self._confirmed
         idx = show.nonzero()[0]
         return _detections(
             boxes_of(self._kf.state[idx]).astype(np.float32),
