@@ -125,7 +125,7 @@ def test_real_model_on_real_video(tmp_path):
 
 
 def test_tracker_boxes_are_clipped_to_the_frame():
-    from edgedet.overlap import inside_frame
+    from edgedet.tracking import inside_frame
     from edgedet.types import Detections
 
     d = Detections(

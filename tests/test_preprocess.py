@@ -8,8 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import edgedet.preprocess as preprocess
 from edgedet.preprocess import Preprocessor
 from edgedet.spec import ModelSpec
+
+
+@pytest.fixture(autouse=True, params=["opencv", "numba"])
+def preprocess_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both ways of filling the tensor (cv2.LUT per plane; the compiled loop)."""
+    if request.param == "numba":
+        pytest.importorskip("numba", reason='pip install "edgedet[fast]" to test the compiled preprocess')
+    monkeypatch.setattr(preprocess, "DEFAULT_BACKEND", request.param)
+    return request.param
 
 
 def reference_tensor(im, new_shape=(640, 640), color=(114, 114, 114), rgb=True, keep_aspect=True):
@@ -143,3 +153,9 @@ def test_box_drawn_in_frame_lands_where_to_input_says(hw, box, size):
     pad = np.ones(tensor.shape[2:], bool)
     pad[lb.pad_top : lb.pad_top + lb.resized_hw[0], lb.pad_left : lb.pad_left + lb.resized_hw[1]] = False
     assert np.all(tensor[0, :, pad] == np.float32(114) / np.float32(255))
+
+
+def test_backend_is_the_one_asked(preprocess_backend: str) -> None:
+    assert Preprocessor(ModelSpec(input_hw=(32, 32))).backend == preprocess_backend
+    with pytest.raises(Exception, match="not one of"):
+        Preprocessor(ModelSpec(input_hw=(32, 32)), backend="cuda")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any, TypeVar, cast
 
 from edgedet.errors import MissingDependencyError
 
@@ -90,3 +92,26 @@ def require_all(command: str, modules: tuple[str, ...] | None = None) -> None:
         f"edgedet {command} needs {names}, which {'is' if len(absent) == 1 else 'are'} not installed: "
         + "; ".join(hows)
     )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def numba_jit(fn: F) -> F:
+    """`fn` compiled with numba (edgedet[fast]) when it is installed, else `fn` itself, unchanged.
+
+    For the per-frame kernels (tracking.kernels, postprocess.kernels): `cache=True` (the first process on a
+    machine compiles, later ones load numba's cache), `error_model="numpy"` (0/0 gives NaN as in numpy instead
+    of raising), `nogil=True` (the overlapped runtime's other stages keep running). Import numba only from
+    modules that are themselves imported lazily: importing it takes ~0.2 s.
+    """
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - exercised where numba is absent
+        return fn
+    jitted: Any
+    try:
+        jitted = numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
+    except RuntimeError:  # no writable cache location (read-only install and home): compile in each process
+        jitted = numba.njit(error_model="numpy", nogil=True)(fn)
+    return cast(F, jitted)

@@ -31,7 +31,6 @@ import numpy as np
 from edgedet.config import RunConfig, apply_demo_defaults
 from edgedet.detector import Detector
 from edgedet.errors import ConfigError, EdgedetError
-from edgedet.overlap import inside_frame
 from edgedet.pipeline import resolve_model
 from edgedet.preprocess import Preprocessor
 from edgedet.profiling import LatencyStats, StageTimer
@@ -39,7 +38,7 @@ from edgedet.protocols import Sink, Source, Tracker
 from edgedet.scheduler import Scheduler
 from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
-from edgedet.tracking import step
+from edgedet.tracking import inside_frame, step
 from edgedet.types import Frame, FrameResult
 
 log = logging.getLogger(__name__)

@@ -39,10 +39,10 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet.backends import Backend as BackendBase
-from edgedet.boxes import Letterbox, clip_xyxy
+from edgedet.boxes import Letterbox
 from edgedet.preprocess import Preprocessor
 from edgedet.profiling import RateMeter
-from edgedet.tracking import step
+from edgedet.tracking import inside_frame, step
 from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
 if TYPE_CHECKING:
@@ -156,16 +156,6 @@ class _Job:
     #: the time each stage thread spent on this frame (capture, prepare, infer, track, sinks): the largest
     #: is what the frame costs the pipeline's throughput, which the target-FPS scheduler learns from
     busy_ms: dict[str, float] = field(default_factory=dict)
-
-
-def inside_frame(dets: Detections, hw: tuple[int, int]) -> Detections:
-    """Clip the tracker's boxes to the frame and drop those left with no area: a predicted box can coast
-    past the edge after its object has left."""
-    if not len(dets):
-        return dets
-    xyxy = clip_xyxy(dets.xyxy, hw)
-    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    return Detections(xyxy[keep], dets.confidence[keep], dets.class_id[keep], dets.track_id[keep])
 
 
 def _ms_since(t_ns: int) -> float:

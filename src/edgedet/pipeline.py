@@ -25,13 +25,13 @@ import numpy as np
 from edgedet.config import RunConfig, apply_demo_defaults, check_stage_combination
 from edgedet.detector import Detector
 from edgedet.errors import ConfigError
-from edgedet.overlap import STAGES_BESIDE_INFERENCE, OverlappedLoop, inside_frame
+from edgedet.overlap import STAGES_BESIDE_INFERENCE, OverlappedLoop
 from edgedet.profiling import LatencyStats, RateMeter, StageTimer
 from edgedet.protocols import Backend, Sink, Source, Tracker
 from edgedet.scheduler import Scheduler, make_scheduler
 from edgedet.sinks.base import OutputStatus
 from edgedet.sources.base import SourceStats
-from edgedet.tracking import step
+from edgedet.tracking import inside_frame, step
 from edgedet.types import Detections, Frame, FrameResult, GroundPositions
 
 log = logging.getLogger(__name__)

@@ -3,21 +3,67 @@
 The result equals, bit for bit, what Ultralytics/YOLOv5 feed their models: `cv2.resize(INTER_LINEAR)` to the
 rounded size, `copyMakeBorder` with the pad value and their pad rounding (`Letterbox.fit`), channel swap,
 `float32(pixel) / 255`. It gets there with less work: the resize writes into a preallocated scratch image of
-the resized size only, `cv2.split` + `cv2.LUT` (a 256-entry float32 table = pixel * scale) write each channel
-straight into its plane of the output tensor, and the padding, which is the same on every frame of a given
-size, is written once when the frame size changes.
+the resized size only, a 256-entry float32 table (pixel * scale) turns each channel into its plane of the
+output tensor, and the padding, which is the same on every frame of a given size, is written once when the
+frame size changes. The table lookup is one compiled loop over the resized image (numba, edgedet[fast]), or
+`cv2.split` + one `cv2.LUT` per plane without numba; both write the same values.
+
+After an inference call the caches are cold (the model's weights and activations went through them), so each
+extra library call here costs tens of microseconds: one call for the three planes instead of four is most of
+what the compiled loop saves.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edgedet import _optional
 from edgedet.boxes import Letterbox
+from edgedet.errors import ConfigError
 from edgedet.spec import ModelSpec
 
 __all__ = ["Preprocessor"]
+
+#: How a `Preprocessor` made without `backend=` fills the tensor: "auto" (the compiled loop when numba is
+#: installed, else OpenCV), "numba" (numba must be installed) or "opencv". Tests set it to run both.
+DEFAULT_BACKEND = "auto"
+BACKENDS = ("auto", "numba", "opencv")
+
+
+def _to_planes(resized: Any, lut: Any, tensor: Any, top: int, left: int, c0: int, c1: int, c2: int) -> None:
+    """tensor[0, c, top + y, left + x] = lut[resized[y, x, (c0, c1, c2)[c]]] (compiled by `_planes_kernel`)."""
+    rh, rw = resized.shape[0], resized.shape[1]
+    for y in range(rh):
+        for x in range(rw):
+            tensor[0, 0, top + y, left + x] = lut[resized[y, x, c0]]
+            tensor[0, 1, top + y, left + x] = lut[resized[y, x, c1]]
+            tensor[0, 2, top + y, left + x] = lut[resized[y, x, c2]]
+
+
+_planes: Any = None  # _to_planes compiled, once per process
+
+
+def _planes_kernel() -> Any:
+    global _planes
+    if _planes is None:
+        kernel = _optional.numba_jit(_to_planes)
+        # compile (or load numba's cache) now, with the argument types __call__ passes, not on a live frame
+        kernel(
+            np.zeros((1, 1, 3), np.uint8),
+            np.zeros(256, np.float32),
+            np.zeros((1, 3, 1, 1), np.float32),
+            0,
+            0,
+            2,
+            1,
+            0,
+        )
+        _planes = kernel
+    return _planes
 
 
 class Preprocessor:
@@ -31,9 +77,18 @@ class Preprocessor:
     inference) before preprocessing the next frame, or copy it. Not thread-safe; use one per thread.
     """
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, backend: str | None = None) -> None:
         spec.validate()
         self.spec = spec
+        backend = DEFAULT_BACKEND if backend is None else backend
+        if backend not in BACKENDS:
+            raise ConfigError(f"preprocess backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one")
+        if backend == "numba":
+            _optional.require("numba", "the numba preprocess backend")
+        elif backend == "auto":
+            backend = "numba" if _optional.available("numba") else "opencv"
+        self.backend = backend
+        self._kernel: Any = _planes_kernel() if backend == "numba" else None
         h, w = spec.input_hw
         self._tensor = np.empty((1, 3, h, w), np.float32)
         # pixel -> pixel * scale, computed in float64 and rounded once; equals float32(p) / float32(255) for
@@ -78,8 +133,12 @@ class Preprocessor:
             np.copyto(self._resized, img)  # Ultralytics skips the resize at the same size
         else:
             cv2.resize(img, (rw, rh), dst=self._resized, interpolation=cv2.INTER_LINEAR)
-        cv2.split(self._resized, self._planes)
         top, left = lb.pad_top, lb.pad_left
+        if self._kernel is not None:
+            c0, c1, c2 = self._src_channel
+            self._kernel(self._resized, self._lut, self._tensor, top, left, c0, c1, c2)
+            return self._tensor, lb
+        cv2.split(self._resized, self._planes)
         for c in range(3):
             cv2.LUT(
                 self._planes[self._src_channel[c]],

@@ -164,6 +164,15 @@ EDGE_CASES = [
     ("zero-area boxes", [[5, 5, 5, 5], [5, 5, 5, 5]], [0.9, 0.8], [0, 0], [0, 1]),
     # a score of 0 (OpenCV's score threshold must be >= 0 and it keeps only scores above it)
     ("zero score", [[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.0], [0, 0], [0, 1]),
+    # a box with a NaN or infinite side (a broken FP16 head) neither suppresses nor is suppressed, and the
+    # others are suppressed as usual (the class offsets must not turn NaN)
+    (
+        "non-finite boxes",
+        [[0, 0, 10, 10], [np.nan, 0, 10, 10], [-np.inf, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10]],
+        [0.9, 0.8, 0.75, 0.7, 0.6],
+        [0, 0, 0, 0, 1],
+        [0, 1, 2, 4],
+    ),
 ]
 
 

@@ -196,3 +196,26 @@ def test_kernels_compile_without_a_writable_cache() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["NullCache", "[1]"]
+
+
+def test_inside_frame_kernel_equals_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tracking.inside_frame: the compiled clip-and-drop gives the numpy path's Detections exactly."""
+    from edgedet.tracking import inside_frame
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 60):
+        xyxy = rng.uniform(-50, 400, (n, 4)).astype(np.float32)
+        xyxy[:, 2:] = xyxy[:, :2] + rng.uniform(-5, 80, (n, 2)).astype(np.float32)
+        if n > 5:
+            xyxy[0] = [np.nan, 1, 5, 5]
+            xyxy[1] = [10, 10, 10, 20]  # no width
+            xyxy[2] = [-20, -20, -1, 30]  # wholly left of the frame
+        dets = Detections(xyxy, rng.uniform(0, 1, n), rng.integers(0, 5, n), rng.integers(0, 99, n))
+        monkeypatch.setattr(sort, "_kernels", None)
+        slow = inside_frame(dets, (240, 320))
+        monkeypatch.setattr(sort, "_kernels", sort._load_kernels())
+        fast = inside_frame(dets, (240, 320))
+        for name in ("xyxy", "confidence", "class_id", "track_id"):
+            a, b = getattr(fast, name), getattr(slow, name)
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from edgedet import _optional
 from edgedet.boxes import Letterbox
 from edgedet.errors import ConfigError
 from edgedet.postprocess.decode import DECODERS, Candidates, decode
@@ -15,6 +17,24 @@ from edgedet.spec import ModelSpec
 from edgedet.types import Detections
 
 __all__ = ["DECODERS", "Candidates", "PostprocessConfig", "Postprocessor", "decode", "nms"]
+
+#: How a `Postprocessor` made without `backend=` decodes: "auto" (one compiled call a frame, postprocess.kernels,
+#: when numba is installed and the head and config are ones it covers, else numpy), "numba" (the same, but numba
+#: must be installed) or "numpy". Both give the same Detections; tests set this to run everything on one path.
+DEFAULT_BACKEND = "auto"
+BACKENDS = ("auto", "numba", "numpy")
+
+_kernels: Any = None  # postprocess.kernels, imported and warmed by the first numba Postprocessor
+
+
+def _load_kernels() -> Any:
+    global _kernels
+    if _kernels is None:
+        from edgedet.postprocess import kernels
+
+        kernels.warm()
+        _kernels = kernels
+    return _kernels
 
 
 @dataclass(frozen=True)
@@ -59,13 +79,66 @@ class Postprocessor:
     (clipped to the frame), sorted by descending confidence, track_id -1. Holds no per-frame state.
     """
 
-    def __init__(self, spec: ModelSpec, config: PostprocessConfig | None = None) -> None:
+    def __init__(
+        self, spec: ModelSpec, config: PostprocessConfig | None = None, backend: str | None = None
+    ) -> None:
         if spec.output_format not in DECODERS:
             raise ConfigError(
                 f"model spec output format {spec.output_format!r} is unknown; use one of {', '.join(DECODERS)}"
             )
         self.spec = spec
         self.config = config if config is not None else PostprocessConfig()
+        self.backend = self._choose_backend(
+            DEFAULT_BACKEND if backend is None else backend, backend is not None
+        )
+        self._kernel: Any = _load_kernels().KERNELS[spec.output_format] if self.backend == "numba" else None
+        self._conf32 = np.float32(self.config.conf_threshold)
+        self._fits_shape: tuple[int, ...] | None = None  # the last head shape the kernel took
+
+    def _choose_backend(self, backend: str, strict: bool) -> str:
+        """ "numba" or "numpy" (see DEFAULT_BACKEND). strict (asked by the caller): "numba" for a head or config
+        the kernels do not cover is a ConfigError instead of numpy."""
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"postprocess backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one"
+            )
+        covered = self.spec.output_format in ("yolov5", "yolov8") and not self.config.multi_label
+        if backend == "numpy" or (backend == "auto" and not (covered and _optional.available("numba"))):
+            return "numpy"
+        if not covered:
+            if not strict:
+                return "numpy"
+            raise ConfigError(
+                "the numba postprocess covers yolov5 and yolov8 heads with one label per box: use backend "
+                "'numpy' or 'auto' for this model or for multi_label"
+            )
+        _optional.require("numba", "the numba postprocess backend")
+        return "numba"
+
+    def _kernel_input(self, outputs: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Image 0's head as the kernels take it (float32, C order, writable, the layout they decode), or
+        None: then the numpy path decodes it, or raises its precise error for a head that does not fit.
+        (Few checks a frame: after an inference call every line of Python here runs from a cold cache.)"""
+        if len(outputs) != 1:
+            return None
+        out = outputs[0]
+        # carray: C-contiguous, aligned and writable (numba compiles anew for a read-only array)
+        if type(out) is not np.ndarray or out.dtype != np.float32 or not out.flags.carray:
+            return None
+        if out.shape != self._fits_shape:
+            if not self._fits(out.shape):
+                return None
+            self._fits_shape = out.shape
+        return out[0]
+
+    def _fits(self, shape: tuple[int, ...]) -> bool:
+        nc = self.spec.num_classes
+        if len(shape) != 3 or shape[0] < 1:
+            return False
+        if self.spec.output_format == "yolov5":
+            return shape[2] > 5 and (not nc or shape[2] == 5 + nc)
+        # [B, 4+nc, N]; the transposed layout goes to numpy
+        return 4 < shape[1] <= shape[2] and (not nc or shape[1] == 4 + nc)
 
     def candidates(self, outputs: Sequence[np.ndarray]) -> Candidates:
         """Decoded candidates in model-input pixels, before NMS (see postprocess.decode)."""
@@ -76,6 +149,16 @@ class Postprocessor:
 
     def __call__(self, outputs: Sequence[np.ndarray], letterbox: Letterbox) -> Detections:
         c = self.config
+        x = self._kernel_input(outputs) if self._kernel is not None else None
+        if x is not None:
+            sx, sy = letterbox.scale_xy
+            h, w = letterbox.src_hw
+            return Detections.unchecked(
+                *self._kernel(
+                    x, self._conf32, float(c.iou_threshold), bool(c.agnostic), int(c.max_det), int(c.top_k),
+                    int(letterbox.pad_left), int(letterbox.pad_top), float(sx), float(sy), int(h), int(w),
+                )
+            )  # fmt: skip
         xyxy, score, class_id = self.candidates(outputs)
         if self.spec.output_format == "end2end":
             keep = np.argsort(-score, kind="stable")[: c.max_det]

@@ -56,8 +56,14 @@ def _offset_boxes(boxes: npt.NDArray[np.float64], classes: npt.NDArray[np.int64]
     pixels can be negative (half outside the input), and (max + 1) would then let two classes overlap
     (OpenCV's NMSBoxesBatched has that flaw). float64 keeps the shifted sides exact for pixel values.
     """
-    step = float(boxes.max()) - float(boxes.min()) + 1.0
-    return boxes + (classes.astype(np.float64) * step)[:, None]
+    return boxes + (classes.astype(np.float64) * _class_step(boxes))[:, None]
+
+
+def _class_step(boxes: npt.NDArray[np.float64]) -> float:
+    """The class offset's step: the span of the finite coordinates + 1. A box with a NaN or infinite side
+    never suppresses nor is suppressed (its IoU is NaN or 0); it must not turn every offset into NaN."""
+    finite = boxes[np.isfinite(boxes)]
+    return float(finite.max()) - float(finite.min()) + 1.0 if finite.size else 1.0
 
 
 def nms_numpy(
@@ -151,7 +157,8 @@ def _opencv(
         return np.zeros(0, np.int64)
     xywh = boxes.astype(np.float64)
     xywh[:, 2:] -= xywh[:, :2]
-    if check and (scores.min() <= 0 or xywh[:, 2:].min() <= 0):
+    # (`not x > 0` is also true for NaN, and a sum is only finite when every side is)
+    if check and (not scores.min() > 0 or not xywh[:, 2:].min() > 0 or not np.isfinite(xywh.sum())):
         return None
     thr = float(iou_threshold)
     s32 = scores if scores.dtype == np.float32 else scores.astype(np.float32)

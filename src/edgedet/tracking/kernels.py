@@ -8,9 +8,9 @@ numpy path does as one matrix product (BLAS may fuse multiply-adds); here it is 
 two agree to a few units in the last place and give the same tracks on every golden sequence.
 
 numba is optional (`pip install "edgedet[fast]"`): without it this module still imports (`NUMBA` is False and
-the functions stay plain Python, usable but slow), and `SortTracker` uses the numpy path. Compiled with
-`cache=True` (the first process on a machine compiles, about a few seconds; later ones load from the cache)
-and `error_model="numpy"` (0/0 gives NaN as in numpy instead of raising: NaN boxes are SORT's lost filters).
+the functions stay plain Python, usable but slow), and `SortTracker` uses the numpy path. Compiled by
+`_optional.numba_jit` (cached: the first process on a machine compiles, about a few seconds; later ones load
+from the cache; numpy's error model: 0/0 gives NaN as in numpy, and NaN boxes are SORT's lost filters).
 
 Shapes and dtypes are the tracker's own (all C-contiguous): state (T, 20) float64 (see kalman.BoxKalmanFilter),
 count (T, 2) int64, ids/cls (T,) int32, conf (T,) float32, last (T,) float64, confirmed (T,) bool; detections
@@ -20,33 +20,14 @@ a new track's state row (20), then qa (4), qc (4) and R (4) of kalman.BoxKalmanF
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 
-F = TypeVar("F", bound=Callable[..., Any])
+from edgedet._optional import available
+from edgedet._optional import numba_jit as _jit
 
-numba: Any
-try:  # optional: edgedet[fast]
-    import numba
-
-    NUMBA = True
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
-    NUMBA = False
-
-
-def _jit(fn: F) -> F:
-    """numba.njit with the cache and numpy's float error model; the plain function without numba."""
-    if numba is None:
-        return fn
-    jitted: Any
-    try:
-        jitted = numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
-    except RuntimeError:  # no writable cache location (read-only install and home): compile in each process
-        jitted = numba.njit(error_model="numpy", nogil=True)(fn)
-    return cast(F, jitted)
+NUMBA = available("numba")
 
 
 @_jit
@@ -517,3 +498,36 @@ def report(
             oid[o] = ids[i]
             o += 1
     return xyxy, oc, ocl, oid
+
+
+@_jit
+def inside_frame(xyxy: Any, conf: Any, cls: Any, tid: Any, frame_h: int, frame_w: int) -> Any:
+    """tracking.inside_frame's numpy path: boxes clipped to [0, w] x [0, h] in float32 (np.clip), rows left
+    with no width or height (or NaN) dropped. Returns the four Detections arrays, new."""
+    n = xyxy.shape[0]
+    fw = np.float32(frame_w)
+    fh = np.float32(frame_h)
+    zero = np.float32(0.0)
+    box = np.empty((n, 4), np.float32)
+    rows = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        for j in range(4):
+            v = xyxy[i, j]
+            hi = fw if j % 2 == 0 else fh
+            if v < zero:
+                v = zero
+            elif v > hi:
+                v = hi
+            box[k, j] = v
+        if box[k, 2] > box[k, 0] and box[k, 3] > box[k, 1]:
+            rows[k] = i
+            k += 1
+    out_conf = np.empty(k, np.float32)
+    out_cls = np.empty(k, np.int32)
+    out_tid = np.empty(k, np.int32)
+    for r in range(k):
+        out_conf[r] = conf[rows[r]]
+        out_cls[r] = cls[rows[r]]
+        out_tid[r] = tid[rows[r]]
+    return box[:k].copy(), out_conf, out_cls, out_tid

@@ -292,7 +292,7 @@ class SortTracker:
             else:
                 show = current if warmup else current & self._confirmed
         idx = show.nonzero()[0]
-        return _detections(
+        return Detections.unchecked(
             boxes_of(self._kf.state[idx]).astype(np.float32),
             self._conf[idx],
             self._cls[idx],
@@ -497,7 +497,7 @@ class SortTracker:
             self._confirmed,
         ) = out[:7]
         self._next_id += int(out[11])
-        return _detections(out[7], out[8], out[9], out[10])
+        return Detections.unchecked(out[7], out[8], out[9], out[10])
 
     def _predict_fast(self, timestamp_s: float, warp: npt.ArrayLike | None) -> Detections:
         cfg = self.config
@@ -509,7 +509,7 @@ class SortTracker:
         keep = k.expire(self._last_match_s, timestamp_s, cfg.max_age_s + _TIME_EPS_S)
         if keep.size:
             self._keep(keep)
-        return _detections(
+        return Detections.unchecked(
             *k.report(
                 self._kf.state, self._count, self._ids, self._cls, self._conf, self._last_match_s,
                 self._confirmed, timestamp_s, float(cfg.report_lost_s), cfg.report_lost_s + _TIME_EPS_S,
@@ -548,19 +548,4 @@ def _warm_kernels() -> None:
     # a zero height starts a track with an infinite aspect ratio; its next box is not finite: dropped, gate again
     trk.update(Detections(np.array([[0, 0, 10, 0]], f32), np.ones(1, f32), two[:1]), 0.3)
     trk.update(Detections.empty(), 0.4)
-
-
-def _detections(
-    xyxy: npt.NDArray[np.float32],
-    confidence: npt.NDArray[np.float32],
-    class_id: npt.NDArray[np.int32],
-    track_id: npt.NDArray[np.int32],
-) -> Detections:
-    """A Detections from arrays already in its dtypes and shapes, skipping the checks and copies of its
-    constructor (they were most of the tracker's per-frame cost on small frames)."""
-    out = object.__new__(Detections)
-    object.__setattr__(out, "xyxy", xyxy)
-    object.__setattr__(out, "confidence", confidence)
-    object.__setattr__(out, "class_id", class_id)
-    object.__setattr__(out, "track_id", track_id)
-    return out
+    _kernels.inside_frame(box, np.ones(2, f32), two, two, 100, 100)  # tracking.inside_frame, after each step
