@@ -97,6 +97,8 @@ class Preprocessor:
         # output plane c takes input channel _src_channel[c]
         self._src_channel = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
         self._geometry: Letterbox | None = None
+        self._dsize: tuple[int, int] | None = None
+        self._kernel_args: tuple[Any, ...] = ()
         self._resized: npt.NDArray[np.uint8] = np.empty((0, 0, 3), np.uint8)
         self._planes: list[npt.NDArray[np.uint8]] = []
 
@@ -113,32 +115,38 @@ class Preprocessor:
         # the image region is overwritten on every call anyway.
         self._tensor[...] = self._lut[self.spec.pad_value]
         self._geometry = lb
+        self._dsize = (
+            None if lb.resized_hw == lb.src_hw else (rw, rh)
+        )  # Ultralytics skips the resize at the same size
+        self._kernel_args = (self._lut, self._tensor, lb.pad_top, lb.pad_left, *self._src_channel)
 
     def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
-        img = np.asarray(image_bgr)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        # (few lines a frame: after an inference call each one runs from a cold cache)
+        img = image_bgr if type(image_bgr) is np.ndarray else np.asarray(image_bgr)
+        shape = img.shape
+        if len(shape) != 3 or shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(
                 f"preprocess expects an HxWx3 uint8 BGR image, got shape {img.shape} dtype {img.dtype}; "
                 "convert grey or RGBA frames with cv2.cvtColor first"
             )
         if not img.flags.c_contiguous:
             img = np.ascontiguousarray(img)  # crops and flips: OpenCV wants packed rows
-        src_hw = (int(img.shape[0]), int(img.shape[1]))
         lb = self._geometry
-        if lb is None or lb.src_hw != src_hw:
-            lb = Letterbox.fit(src_hw, self.spec.input_hw, keep_aspect=self.spec.letterbox)
+        if lb is None or lb.src_hw != shape[:2]:
+            lb = Letterbox.fit(
+                (int(shape[0]), int(shape[1])), self.spec.input_hw, keep_aspect=self.spec.letterbox
+            )
             self._set_geometry(lb)
-        rh, rw = lb.resized_hw
-        if (rh, rw) == src_hw:
-            np.copyto(self._resized, img)  # Ultralytics skips the resize at the same size
+        if self._dsize is None:
+            np.copyto(self._resized, img)
         else:
-            cv2.resize(img, (rw, rh), dst=self._resized, interpolation=cv2.INTER_LINEAR)
-        top, left = lb.pad_top, lb.pad_left
+            cv2.resize(img, self._dsize, self._resized, interpolation=cv2.INTER_LINEAR)
         if self._kernel is not None:
-            c0, c1, c2 = self._src_channel
-            self._kernel(self._resized, self._lut, self._tensor, top, left, c0, c1, c2)
+            self._kernel(self._resized, *self._kernel_args)
             return self._tensor, lb
         cv2.split(self._resized, self._planes)
+        top, left = lb.pad_top, lb.pad_left
+        rh, rw = lb.resized_hw
         for c in range(3):
             cv2.LUT(
                 self._planes[self._src_channel[c]],
