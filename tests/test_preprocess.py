@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.helpers.backends import use_backend
 
 import edgedet.preprocess as preprocess
 from edgedet.preprocess import Preprocessor
@@ -16,10 +17,7 @@ from edgedet.spec import ModelSpec
 @pytest.fixture(autouse=True, params=["opencv", "numba"])
 def preprocess_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs on both ways of filling the tensor (cv2.LUT per plane; the compiled loop)."""
-    if request.param == "numba":
-        pytest.importorskip("numba", reason='pip install "edgedet[fast]" to test the compiled preprocess')
-    monkeypatch.setattr(preprocess, "DEFAULT_BACKEND", request.param)
-    return request.param
+    return use_backend(request, monkeypatch, preprocess)
 
 
 def reference_tensor(im, new_shape=(640, 640), color=(114, 114, 114), rgb=True, keep_aspect=True):

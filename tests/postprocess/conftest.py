@@ -5,26 +5,17 @@ A test module that compares the two paths itself sets `COMPARES_BACKENDS = True`
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
-
 import pytest
+from tests.helpers.backends import parametrize_backends, use_backend
 
 import edgedet.postprocess as pp
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "postprocess_backend" in metafunc.fixturenames and not getattr(
-        metafunc.module, "COMPARES_BACKENDS", False
-    ):
-        metafunc.parametrize("postprocess_backend", ["numpy", "numba"], indirect=True)
+    parametrize_backends(metafunc, "postprocess_backend", ["numpy", "numba"])
 
 
 @pytest.fixture(autouse=True)
-def postprocess_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def postprocess_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The backend every Postprocessor made in the test uses (postprocess.DEFAULT_BACKEND)."""
-    backend = getattr(request, "param", pp.DEFAULT_BACKEND)
-    if backend == "numba" and importlib.util.find_spec("numba") is None:
-        pytest.skip('numba is not installed: pip install "edgedet[fast]" to test the compiled postprocess')
-    monkeypatch.setattr(pp, "DEFAULT_BACKEND", backend)
-    yield backend
+    return use_backend(request, monkeypatch, pp)

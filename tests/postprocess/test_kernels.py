@@ -8,13 +8,10 @@ threshold.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 from tests.conftest import shared_path
+from tests.helpers.backends import run_without_numba
 
 from edgedet.boxes import Letterbox
 from edgedet.errors import ConfigError
@@ -147,29 +144,21 @@ def test_backend_choice() -> None:
         Postprocessor(v5, backend="cuda")
 
 
-def test_without_numba_the_postprocessor_uses_numpy() -> None:
-    code = textwrap.dedent(
+def test_without_numba_the_stages_use_numpy() -> None:
+    out = run_without_numba(
         """
-        import importlib.abc, sys
-
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("numba", "llvmlite"):
-                    raise ImportError(name)
-                return None
-
-        sys.meta_path.insert(0, Block())
         from edgedet.postprocess import Postprocessor
+        from edgedet.preprocess import Preprocessor
         from edgedet.spec import ModelSpec
         from edgedet.errors import MissingDependencyError
         spec = ModelSpec(output_format="yolov5", class_names=("a",))
         assert Postprocessor(spec).backend == "numpy"
-        try:
-            Postprocessor(spec, backend="numba")
-        except MissingDependencyError as exc:
-            print(exc)
+        assert Preprocessor(spec).backend == "opencv"
+        for make in (Postprocessor, Preprocessor):
+            try:
+                make(spec, backend="numba")
+            except MissingDependencyError as exc:
+                print(exc)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "needs the 'numba' package" in out.stdout
+    assert out.count("needs the 'numba' package") == 2

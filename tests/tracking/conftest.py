@@ -5,26 +5,17 @@ A test module that compares the two paths itself sets `COMPARES_BACKENDS = True`
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
-
 import pytest
+from tests.helpers.backends import parametrize_backends, use_backend
 
 from edgedet.tracking import sort
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "tracker_backend" in metafunc.fixturenames and not getattr(
-        metafunc.module, "COMPARES_BACKENDS", False
-    ):
-        metafunc.parametrize("tracker_backend", ["numpy", "numba"], indirect=True)
+    parametrize_backends(metafunc, "tracker_backend", ["numpy", "numba"])
 
 
 @pytest.fixture(autouse=True)
-def tracker_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def tracker_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The backend every SortTracker made in the test uses (sort.DEFAULT_BACKEND)."""
-    backend = getattr(request, "param", sort.DEFAULT_BACKEND)
-    if backend == "numba" and importlib.util.find_spec("numba") is None:
-        pytest.skip('numba is not installed: pip install "edgedet[fast]" to test the compiled tracker path')
-    monkeypatch.setattr(sort, "DEFAULT_BACKEND", backend)
-    yield backend
+    return use_backend(request, monkeypatch, sort)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.helpers.backends import run_without_numba
 
 from edgedet.errors import ConfigError
 from edgedet.tracking import sort
@@ -109,17 +110,8 @@ def test_backend_choice() -> None:
 
 
 def test_without_numba_the_tracker_uses_numpy() -> None:
-    code = textwrap.dedent(
+    out = run_without_numba(
         """
-        import importlib.abc, sys
-
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("numba", "llvmlite"):
-                    raise ImportError(name)
-                return None
-
-        sys.meta_path.insert(0, Block())
         from edgedet.tracking import kernels
         from edgedet.tracking.sort import SortTracker
         from edgedet.errors import MissingDependencyError
@@ -131,9 +123,7 @@ def test_without_numba_the_tracker_uses_numpy() -> None:
             print(exc)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "needs the 'numba' package" in out.stdout
+    assert "needs the 'numba' package" in out
 
 
 def test_the_default_backend_is_numba_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:

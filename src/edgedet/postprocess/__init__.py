@@ -94,7 +94,7 @@ class Postprocessor:
         self._kernel: Any = _load_kernels().KERNELS[spec.output_format] if self.backend == "numba" else None
         self._conf32 = np.float32(self.config.conf_threshold)
         self._fits_shape: tuple[int, ...] | None = None  # the last head shape the kernel took
-        self._args_for: Letterbox | None = None  # the kernel's arguments after the head, for this letterbox
+        self._args_for: Letterbox | None = None  # the kernel's NMS and letterbox arguments, for this one
         self._args: tuple[Any, ...] = ()
 
     def _choose_backend(self, backend: str, strict: bool) -> str:
@@ -153,15 +153,17 @@ class Postprocessor:
         c = self.config
         x = self._kernel_input(outputs) if self._kernel is not None else None
         if x is not None:
-            if letterbox is not self._args_for:  # the Preprocessor hands out one (frozen) Letterbox per frame size
+            if (
+                letterbox is not self._args_for
+            ):  # the Preprocessor hands out one (frozen) Letterbox per frame size
                 sx, sy = letterbox.scale_xy
                 h, w = letterbox.src_hw
                 self._args = (
-                    self._conf32, float(c.iou_threshold), bool(c.agnostic), int(c.max_det), int(c.top_k),
+                    float(c.iou_threshold), bool(c.agnostic), int(c.max_det), int(c.top_k),
                     int(letterbox.pad_left), int(letterbox.pad_top), float(sx), float(sy), int(h), int(w),
                 )  # fmt: skip
                 self._args_for = letterbox
-            return Detections.unchecked(*self._kernel(x, *self._args))
+            return Detections.unchecked(*self._kernel(x, self._conf32, self._args))
         xyxy, score, class_id = self.candidates(outputs)
         if self.spec.output_format == "end2end":
             keep = np.argsort(-score, kind="stable")[: c.max_det]

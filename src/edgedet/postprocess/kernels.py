@@ -24,62 +24,36 @@ from typing import Any
 
 import numpy as np
 
+from edgedet._kernel_ops import clip as _clip
+from edgedet._kernel_ops import maximum as _maximum
+from edgedet._kernel_ops import minimum as _minimum
+from edgedet._kernel_ops import nonnegative as _pos
 from edgedet._optional import numba_jit as _jit
 
 _HALF = np.float32(0.5)
 
 
 @_jit
-def _clip(v: float, hi: float) -> float:
-    # np.clip(v, 0, hi): NaN stays NaN
-    if v < 0.0:
-        return 0.0
-    if v > hi:
-        return hi
-    return v
+def _put(box: Any, score: Any, cls: Any, k: int, cx: Any, cy: Any, w: Any, h: Any, s: Any, c: int) -> None:
+    """Candidate k: decode._cxcywh_to_xyxy in float32 (half = w * 0.5; cx - half, cx + half), its score and
+    class."""
+    hw = w * _HALF
+    hh = h * _HALF
+    box[k, 0] = cx - hw
+    box[k, 1] = cy - hh
+    box[k, 2] = cx + hw
+    box[k, 3] = cy + hh
+    score[k] = s
+    cls[k] = c
 
 
 @_jit
-def _pos(v: float) -> float:
-    # np.clip(v, 0, None): NaN stays NaN
-    return 0.0 if v < 0.0 else v
-
-
-@_jit
-def _minimum(a: float, b: float) -> float:
-    # np.minimum: NaN if either is NaN
-    if a != a or b != b:
-        return np.nan
-    return a if a <= b else b
-
-
-@_jit
-def _maximum(a: float, b: float) -> float:
-    # np.maximum: NaN if either is NaN
-    if a != a or b != b:
-        return np.nan
-    return a if a >= b else b
-
-
-@_jit
-def _nms_to_frame(
-    box: Any,
-    score: Any,
-    cls: Any,
-    iou_threshold: float,
-    agnostic: bool,
-    max_det: int,
-    top_k: int,
-    pad_left: int,
-    pad_top: int,
-    sx: float,
-    sy: float,
-    frame_h: int,
-    frame_w: int,
-) -> Any:
+def _nms_to_frame(box: Any, score: Any, cls: Any, nms: Any) -> Any:
     """Greedy NMS over candidates (box (M, 4) float32 xyxy in input pixels, score, cls), then the kept boxes in
-    frame pixels. Returns (xyxy (K, 4) float32, score (K,) float32, class (K,) int32, track_id (K,) int32 all
+    frame pixels. `nms`: (iou_threshold float, agnostic bool, max_det int, top_k int, pad_left int, pad_top
+    int, sx float, sy float, frame_h int, frame_w int), the Postprocessor's config and the frame's letterbox. Returns (xyxy (K, 4) float32, score (K,) float32, class (K,) int32, track_id (K,) int32 all
     -1), by descending score: a Detections' four arrays."""
+    iou_threshold, agnostic, max_det, top_k, pad_left, pad_top, sx, sy, frame_h, frame_w = nms
     order = np.argsort(-score, kind="mergesort")  # nms._prepare: stable, ties keep input order
     n = order.size if top_k <= 0 else min(order.size, top_k)
     x1 = np.empty(n)
@@ -135,22 +109,9 @@ def _nms_to_frame(
 
 
 @_jit
-def yolov5(
-    x: Any,
-    conf: Any,
-    iou_threshold: float,
-    agnostic: bool,
-    max_det: int,
-    top_k: int,
-    pad_left: int,
-    pad_top: int,
-    sx: float,
-    sy: float,
-    frame_h: int,
-    frame_w: int,
-) -> Any:
+def yolov5(x: Any, conf: Any, nms: Any) -> Any:
     """decode.decode_yolov5 (single label) + NMS + to frame pixels for one image's head x (N, 5+nc).
-    conf: np.float32."""
+    conf: np.float32; nms: see _nms_to_frame."""
     n = x.shape[0]
     nc = x.shape[1] - 5
     rows = np.empty(n, np.int64)
@@ -178,37 +139,15 @@ def yolov5(
                 bj = j
         if nan or not best > conf:  # argmax picks a NaN, and NaN > conf is False
             continue
-        hw = x[i, 2] * _HALF
-        hh = x[i, 3] * _HALF
-        box[k, 0] = x[i, 0] - hw
-        box[k, 1] = x[i, 1] - hh
-        box[k, 2] = x[i, 0] + hw
-        box[k, 3] = x[i, 1] + hh
-        score[k] = best
-        cls[k] = bj
+        _put(box, score, cls, k, x[i, 0], x[i, 1], x[i, 2], x[i, 3], best, bj)
         k += 1
-    return _nms_to_frame(
-        box[:k], score[:k], cls[:k], iou_threshold, agnostic, max_det, top_k, pad_left, pad_top, sx, sy,
-        frame_h, frame_w,
-    )  # fmt: skip
+    return _nms_to_frame(box[:k], score[:k], cls[:k], nms)
 
 
 @_jit
-def yolov8(
-    x: Any,
-    conf: Any,
-    iou_threshold: float,
-    agnostic: bool,
-    max_det: int,
-    top_k: int,
-    pad_left: int,
-    pad_top: int,
-    sx: float,
-    sy: float,
-    frame_h: int,
-    frame_w: int,
-) -> Any:
-    """decode.decode_yolov8 (single label, the [4+nc, N] layout) + NMS + to frame pixels. conf: np.float32."""
+def yolov8(x: Any, conf: Any, nms: Any) -> Any:
+    """decode.decode_yolov8 (single label, the [4+nc, N] layout) + NMS + to frame pixels. conf: np.float32;
+    nms: see _nms_to_frame."""
     nc = x.shape[0] - 4
     n = x.shape[1]
     best = x[4].copy()  # x[4:].max(axis=0), row by row so each pass reads one contiguous row
@@ -231,18 +170,9 @@ def yolov8(
     k = 0
     for i in range(n):
         if best[i] > conf:
-            hw = x[2, i] * _HALF
-            hh = x[3, i] * _HALF
-            box[k, 0] = x[0, i] - hw
-            box[k, 1] = x[1, i] - hh
-            box[k, 2] = x[0, i] + hw
-            box[k, 3] = x[1, i] + hh
-            score[k] = best[i]
-            cls[k] = arg[i]
+            _put(box, score, cls, k, x[0, i], x[1, i], x[2, i], x[3, i], best[i], arg[i])
             k += 1
-    return _nms_to_frame(
-        box, score, cls, iou_threshold, agnostic, max_det, top_k, pad_left, pad_top, sx, sy, frame_h, frame_w
-    )
+    return _nms_to_frame(box, score, cls, nms)
 
 
 KERNELS = {"yolov5": yolov5, "yolov8": yolov8}
@@ -256,4 +186,4 @@ def warm() -> None:
     v5[:, 5] = 1.0
     v8 = np.ascontiguousarray(np.concatenate([v5[:, :4], v5[:, 4:6]], axis=1).T)
     for fn, x in ((yolov5, v5), (yolov8, v8)):
-        fn(x, np.float32(0.25), 0.45, False, 300, 30000, 0, 2, 0.5, 0.5, 40, 40)
+        fn(x, np.float32(0.25), (0.45, False, 300, 30000, 0, 2, 0.5, 0.5, 40, 40))

@@ -24,24 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from edgedet._kernel_ops import maximum as _max
+from edgedet._kernel_ops import nonpositive as _min0
 from edgedet._optional import available
 from edgedet._optional import numba_jit as _jit
 
 NUMBA = available("numba")
-
-
-@_jit
-def _max(a: float, b: float) -> float:
-    # np.maximum: NaN if either is NaN
-    if a != a or b != b:
-        return np.nan
-    return a if a >= b else b
-
-
-@_jit
-def _min0(a: float) -> float:
-    # np.minimum(a, 0.0): NaN stays NaN
-    return 0.0 if a > 0.0 else a
 
 
 @_jit
