@@ -203,7 +203,17 @@ def test_onnx_matches_ultralytics_forward(built: dict[str, Any], job_id: str) ->
     _, s_r, c_r = decode(res["format"], [ref[None]], conf_threshold=conf, num_classes=80)
     _, s_g, c_g = decode(res["format"], [got[None]], conf_threshold=conf, num_classes=80)
     assert len(s_r) >= 1 and len(s_r) == len(s_g)
-    assert sorted(c_r.tolist()) == sorted(c_g.tolist())
+    if e2e:
+        assert sorted(c_r.tolist()) == sorted(c_g.tolist())
+        return
+    # The same anchors, in anchor order. Random weights leave some anchors with two classes scoring within
+    # float noise of each other (a YOLOv9e failed here on one CPU and passed on another): such an anchor may
+    # take either class; every other anchor must take the reference's.
+    cls = ref[4:, ref[4:].max(axis=0) > conf]
+    top2 = np.sort(cls, axis=0)[-2:]
+    tied = top2[1] - top2[0] <= 4 * SCORE_ATOL
+    assert (~tied).sum() >= len(c_r) // 2, "too few anchors with a clear class to compare"
+    np.testing.assert_array_equal(c_r[~tied], c_g[~tied])
 
 
 def test_trainer_checkpoint_reads_ema(tmp_path: Path, calib: Any) -> None:
