@@ -52,16 +52,8 @@ def _planes_kernel() -> Any:
     if _planes is None:
         kernel = _optional.numba_jit(_to_planes)
         # compile (or load numba's cache) now, with the argument types __call__ passes, not on a live frame
-        kernel(
-            np.zeros((1, 1, 3), np.uint8),
-            np.zeros(256, np.float32),
-            np.zeros((1, 3, 1, 1), np.float32),
-            0,
-            0,
-            2,
-            1,
-            0,
-        )
+        lut, tensor = np.zeros(256, np.float32), np.zeros((1, 3, 1, 1), np.float32)
+        kernel(np.zeros((1, 1, 3), np.uint8), lut, tensor, 0, 0, 2, 1, 0)
         _planes = kernel
     return _planes
 
@@ -115,9 +107,8 @@ class Preprocessor:
         # the image region is overwritten on every call anyway.
         self._tensor[...] = self._lut[self.spec.pad_value]
         self._geometry = lb
-        self._dsize = (
-            None if lb.resized_hw == lb.src_hw else (rw, rh)
-        )  # Ultralytics skips the resize at the same size
+        # Ultralytics skips the resize at the same size
+        self._dsize = None if lb.resized_hw == lb.src_hw else (rw, rh)
         self._kernel_args = (self._lut, self._tensor, lb.pad_top, lb.pad_left, *self._src_channel)
 
     def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:

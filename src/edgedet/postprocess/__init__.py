@@ -76,7 +76,8 @@ class Postprocessor:
 
     `__call__(outputs, letterbox)`: outputs as the backend returned them (batch 1, or image 0 of a batch);
     letterbox: the geometry the Preprocessor returned for this frame. Returns Detections in frame pixels
-    (clipped to the frame), sorted by descending confidence, track_id -1. Holds no per-frame state.
+    (clipped to the frame), sorted by descending confidence, track_id -1. Holds no per-frame state (the
+    compiled path keeps its arguments per frame geometry).
     """
 
     def __init__(
@@ -153,9 +154,8 @@ class Postprocessor:
         c = self.config
         x = self._kernel_input(outputs) if self._kernel is not None else None
         if x is not None:
-            if (
-                letterbox is not self._args_for
-            ):  # the Preprocessor hands out one (frozen) Letterbox per frame size
+            # the Preprocessor hands out one (frozen) Letterbox per frame size: the arguments change with it
+            if letterbox is not self._args_for:
                 sx, sy = letterbox.scale_xy
                 h, w = letterbox.src_hw
                 self._args = (
