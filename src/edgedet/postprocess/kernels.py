@@ -34,6 +34,12 @@ _HALF = np.float32(0.5)
 
 
 @_jit
+def _candidates(m: int) -> Any:
+    """Room for m candidates: boxes (m, 4) float32, scores (m,) float32, classes (m,) int32."""
+    return np.empty((m, 4), np.float32), np.empty(m, np.float32), np.empty(m, np.int32)
+
+
+@_jit
 def _put(box: Any, score: Any, cls: Any, k: int, cx: Any, cy: Any, w: Any, h: Any, s: Any, c: int) -> None:
     """Candidate k: decode._cxcywh_to_xyxy in float32 (half = w * 0.5; cx - half, cx + half), its score and
     class."""
@@ -120,9 +126,7 @@ def yolov5(x: Any, conf: Any, nms: Any) -> Any:
         if x[i, 4] > conf:
             rows[m] = i
             m += 1
-    box = np.empty((m, 4), np.float32)
-    score = np.empty(m, np.float32)
-    cls = np.empty(m, np.int32)
+    box, score, cls = _candidates(m)
     k = 0
     for t in range(m):
         i = rows[t]
@@ -164,9 +168,7 @@ def yolov8(x: Any, conf: Any, nms: Any) -> Any:
     for i in range(n):
         if best[i] > conf:
             m += 1
-    box = np.empty((m, 4), np.float32)
-    score = np.empty(m, np.float32)
-    cls = np.empty(m, np.int32)
+    box, score, cls = _candidates(m)
     k = 0
     for i in range(n):
         if best[i] > conf:
