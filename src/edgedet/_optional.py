@@ -7,7 +7,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
-from edgedet.errors import MissingDependencyError
+from edgedet.errors import ConfigError, MissingDependencyError
 
 # TrackEval's wheels (every release on PyPI) require opencv-python, the GUI build, which would be installed beside
 # edgedet's opencv-python-headless and write the same cv2 package (a known source of broken installs), and a
@@ -92,6 +92,33 @@ def require_all(command: str, modules: tuple[str, ...] | None = None) -> None:
         f"edgedet {command} needs {names}, which {'is' if len(absent) == 1 else 'are'} not installed: "
         + "; ".join(hows)
     )
+
+
+def choose_backend(
+    asked: str,
+    backends: tuple[str, str, str],
+    *,
+    strict: bool,
+    covered: bool,
+    what: str,
+    not_covered: str = "",
+) -> str:
+    """The path a stage with a compiled variant runs: `backends` is ("auto", compiled, plain), e.g. ("auto",
+    "numba", "numpy"). "auto" is the compiled path where numba is installed and `covered` (the stage's config
+    is one the kernels handle), else plain. The compiled path asked for by name (`strict`) on an uncovered
+    config is a ConfigError with `not_covered` (the reason and the fix); without numba, MissingDependencyError.
+    """
+    auto, compiled, plain = backends
+    if asked not in backends:
+        raise ConfigError(f"{what} backend {asked!r} is not one of {', '.join(backends)}: pick one of them")
+    if asked == plain or (asked == auto and not (covered and available("numba"))):
+        return plain
+    if not covered:
+        if not strict:
+            return plain
+        raise ConfigError(f"the {compiled} {what} backend {not_covered}")
+    require("numba", f"the {compiled} {what} backend")
+    return compiled
 
 
 F = TypeVar("F", bound=Callable[..., Any])

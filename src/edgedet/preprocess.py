@@ -23,7 +23,6 @@ import numpy.typing as npt
 
 from edgedet import _optional
 from edgedet.boxes import Letterbox
-from edgedet.errors import ConfigError
 from edgedet.spec import ModelSpec
 
 __all__ = ["Preprocessor"]
@@ -72,15 +71,14 @@ class Preprocessor:
     def __init__(self, spec: ModelSpec, backend: str | None = None) -> None:
         spec.validate()
         self.spec = spec
-        backend = DEFAULT_BACKEND if backend is None else backend
-        if backend not in BACKENDS:
-            raise ConfigError(f"preprocess backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one")
-        if backend == "numba":
-            _optional.require("numba", "the numba preprocess backend")
-        elif backend == "auto":
-            backend = "numba" if _optional.available("numba") else "opencv"
-        self.backend = backend
-        self._kernel: Any = _planes_kernel() if backend == "numba" else None
+        self.backend = _optional.choose_backend(
+            DEFAULT_BACKEND if backend is None else backend,
+            BACKENDS,
+            strict=backend is not None,
+            covered=True,
+            what="preprocess",
+        )
+        self._kernel: Any = _planes_kernel() if self.backend == "numba" else None
         h, w = spec.input_hw
         self._tensor = np.empty((1, 3, h, w), np.float32)
         # pixel -> pixel * scale, computed in float64 and rounded once; equals float32(p) / float32(255) for

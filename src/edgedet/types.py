@@ -77,18 +77,16 @@ class Detections:
         xyxy: npt.NDArray[np.float32],
         confidence: npt.NDArray[np.float32],
         class_id: npt.NDArray[np.int32],
-        track_id: npt.NDArray[np.int32] | None = None,
+        track_id: npt.NDArray[np.int32],
     ) -> Detections:
-        """Detections from new arrays already in its dtypes, shapes and C order (track_id None: all -1),
+        """Detections from new arrays already in its dtypes, shapes and C order,
         skipping the constructor's checks and copies: for the compiled per-frame paths (tracker, postprocess),
         where those were a large part of a frame's cost. The arrays are taken, not copied."""
         out = object.__new__(cls)
         object.__setattr__(out, "xyxy", xyxy)
         object.__setattr__(out, "confidence", confidence)
         object.__setattr__(out, "class_id", class_id)
-        object.__setattr__(
-            out, "track_id", np.full(len(class_id), -1, np.int32) if track_id is None else track_id
-        )
+        object.__setattr__(out, "track_id", track_id)
         return out
 
     def __len__(self) -> int:

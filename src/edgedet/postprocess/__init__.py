@@ -99,24 +99,16 @@ class Postprocessor:
         self._args: tuple[Any, ...] = ()
 
     def _choose_backend(self, backend: str, strict: bool) -> str:
-        """ "numba" or "numpy" (see DEFAULT_BACKEND). strict (asked by the caller): "numba" for a head or config
-        the kernels do not cover is a ConfigError instead of numpy."""
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"postprocess backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one"
-            )
-        covered = self.spec.output_format in ("yolov5", "yolov8") and not self.config.multi_label
-        if backend == "numpy" or (backend == "auto" and not (covered and _optional.available("numba"))):
-            return "numpy"
-        if not covered:
-            if not strict:
-                return "numpy"
-            raise ConfigError(
-                "the numba postprocess covers yolov5 and yolov8 heads with one label per box: use backend "
-                "'numpy' or 'auto' for this model or for multi_label"
-            )
-        _optional.require("numba", "the numba postprocess backend")
-        return "numba"
+        """ "numba" or "numpy" for the asked backend, head and config (see `_optional.choose_backend`)."""
+        return _optional.choose_backend(
+            backend,
+            BACKENDS,
+            strict=strict,
+            covered=self.spec.output_format in ("yolov5", "yolov8") and not self.config.multi_label,
+            what="postprocess",
+            not_covered="covers yolov5 and yolov8 heads with one label per box: use backend 'numpy' or 'auto' "
+            "for this model or for multi_label",
+        )
 
     def _kernel_input(self, outputs: Sequence[np.ndarray]) -> np.ndarray | None:
         """Image 0's head as the kernels take it (float32, C order, writable, the layout they decode), or

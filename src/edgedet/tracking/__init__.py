@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edgedet.boxes import clip_xyxy
 from edgedet.protocols import Tracker
 from edgedet.registry import Registry
-from edgedet.tracking import sort
-from edgedet.tracking.sort import SortTracker, TrackerConfig, tracker_config_from_flags
+from edgedet.tracking.sort import SortTracker, TrackerConfig, inside_frame, tracker_config_from_flags
 from edgedet.types import Detections
 
 TrackerFactory = Callable[[TrackerConfig], Tracker]
@@ -50,21 +48,6 @@ def step(
     if dets is None:
         return tracker.predict(timestamp_s, warp=warp)
     return tracker.update(dets, timestamp_s, warp=warp)
-
-
-def inside_frame(dets: Detections, hw: tuple[int, int]) -> Detections:
-    """Clip the tracker's boxes to the frame of height/width `hw` and drop those left with no area: a predicted
-    box can coast past the edge after its object has left. One compiled call where the numba tracker runs."""
-    if not len(dets):
-        return dets
-    k = sort._kernels
-    if k is not None:
-        return Detections.unchecked(
-            *k.inside_frame(dets.xyxy, dets.confidence, dets.class_id, dets.track_id, int(hw[0]), int(hw[1]))
-        )
-    xyxy = clip_xyxy(dets.xyxy, hw)
-    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    return Detections(xyxy[keep], dets.confidence[keep], dets.class_id[keep], dets.track_id[keep])
 
 
 def make_tracker(name: str = "sort", config: TrackerConfig | None = None) -> Tracker:

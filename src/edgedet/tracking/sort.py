@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgedet import _optional
+from edgedet.boxes import clip_xyxy
 from edgedet.errors import ConfigError
 from edgedet.tracking.assignment import NEGATE, associate, iou_neg, match_gated, neg_areas
 from edgedet.tracking.kalman import BoxKalmanFilter, boxes_of, neg_boxes_of, z_of
@@ -177,12 +178,7 @@ class SortTracker:
         self.reset()
 
     def _choose_backend(self, backend: str, strict: bool) -> str:
-        """ "numba" or "numpy" for the asked backend and this config. strict (a backend passed by the caller):
-        "numba" for a config the kernels do not cover is a ConfigError instead of numpy."""
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"tracker backend {backend!r} is not one of {', '.join(BACKENDS)}: pick one of them"
-            )
+        """ "numba" or "numpy" for the asked backend and this config (see `_optional.choose_backend`)."""
         cfg = self.config
         # The kernels cover the gated association (the default); SORT's solve-then-filter and thresholds of 0
         # keep the numpy path.
@@ -191,17 +187,14 @@ class SortTracker:
             and cfg.iou_threshold > 0
             and (not cfg.second_association or cfg.second_iou_threshold > 0)
         )
-        if backend == "numpy" or (backend == "auto" and not (covered and _optional.available("numba"))):
-            return "numpy"
-        if not covered and not strict:
-            return "numpy"
-        if not covered:
-            raise ConfigError(
-                "the numba tracker backend needs gate_first=True and IoU thresholds > 0: use backend 'numpy' "
-                "or 'auto' for this config"
-            )
-        _optional.require("numba", "the numba tracker backend")
-        return "numba"
+        return _optional.choose_backend(
+            backend,
+            BACKENDS,
+            strict=strict,
+            covered=covered,
+            what="tracker",
+            not_covered="needs gate_first=True and IoU thresholds > 0: use backend 'numpy' or 'auto' for this config",
+        )
 
     def reset(self) -> None:
         """Forget every track and restart ids at 1."""
@@ -516,6 +509,21 @@ class SortTracker:
                 self._updates <= cfg.min_hits, False,
             )
         )  # fmt: skip
+
+
+def inside_frame(dets: Detections, hw: tuple[int, int]) -> Detections:
+    """Clip the tracker's boxes to the frame of height/width `hw` and drop those left with no area: a predicted
+    box can coast past the edge after its object has left. One compiled call where the numba tracker runs."""
+    if not len(dets):
+        return dets
+    k = _kernels
+    if k is not None:
+        return Detections.unchecked(
+            *k.inside_frame(dets.xyxy, dets.confidence, dets.class_id, dets.track_id, int(hw[0]), int(hw[1]))
+        )
+    xyxy = clip_xyxy(dets.xyxy, hw)
+    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return Detections(xyxy[keep], dets.confidence[keep], dets.class_id[keep], dets.track_id[keep])
 
 
 def _writable(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
