@@ -59,6 +59,28 @@ CASES = [
     ((7, 3), (32, 32), "RGB", True),
     ((720, 1280), (640, 640), "BGR", True),
     ((720, 1280), (320, 480), "RGB", False),  # stretch
+    # whole factors: with numba, the one-pass resize (tested below to be the path taken)
+    ((1080, 1920), (640, 640), "RGB", True),  # 3x
+    ((1080, 1920), (320, 320), "RGB", True),  # 6x
+    ((540, 960), (320, 320), "RGB", True),  # 3x
+    ((900, 1600), (320, 320), "BGR", True),  # 5x
+    ((1260, 2240), (320, 320), "RGB", True),  # 7x
+    ((720, 1280), (240, 320), "RGB", False),  # stretch: 4x across, 3x down
+    ((720, 1280), (180, 427), "RGB", False),  # 4x down, not a whole factor across
+    ((2160, 3840), (640, 640), "RGB", True),  # 6x
+]
+
+# (frame h, w), input, the factors the one-pass resize takes, or None where OpenCV resizes
+WHOLE_FACTORS = [
+    ((720, 1280), (320, 320), True, (4, 4)),
+    ((1080, 1920), (640, 640), True, (3, 3)),
+    ((1080, 1920), (320, 320), True, (6, 6)),
+    ((640, 640), (640, 640), True, (1, 1)),
+    ((720, 1280), (240, 320), False, (4, 3)),
+    ((720, 1280), (640, 640), True, None),  # 2x: OpenCV's own 2x path is faster
+    ((720, 1280), (360, 1280), False, None),  # 1x across, 2x down: OpenCV
+    ((427, 640), (640, 640), True, (1, 1)),  # padding only
+    ((427, 641), (640, 640), True, None),  # not whole
 ]
 
 
@@ -157,3 +179,46 @@ def test_backend_is_the_one_asked(preprocess_backend: str) -> None:
     assert Preprocessor(ModelSpec(input_hw=(32, 32))).backend == preprocess_backend
     with pytest.raises(Exception, match="not one of"):
         Preprocessor(ModelSpec(input_hw=(32, 32)), backend="cuda")
+
+
+@pytest.mark.parametrize(("frame_hw", "input_hw", "letterbox", "factors"), WHOLE_FACTORS)
+def test_one_pass_resize_serves_whole_factors(preprocess_backend, frame_hw, input_hw, letterbox, factors):
+    img = _image(np.random.default_rng(5), *frame_hw)
+    pre = Preprocessor(ModelSpec(input_hw=input_hw, letterbox=letterbox))
+    tensor, _ = pre(img)
+    np.testing.assert_array_equal(tensor, reference_tensor(img, input_hw, keep_aspect=letterbox))
+    taken = None if pre._sample_args is None else pre._sample_args[:2]
+    assert taken == (factors if preprocess_backend == "numba" else None)
+
+
+def test_one_pass_resize_checks_itself_against_this_opencv(preprocess_backend, monkeypatch):
+    """An OpenCV whose INTER_LINEAR rounds otherwise (another version, another CPU's SIMD path): the one-pass
+    resize no longer reproduces it on its check frame, so OpenCV's resize is used and the tensor is OpenCV's."""
+    real = cv2.resize
+
+    def rounds_otherwise(src, dsize, dst=None, **kw):
+        out = real(src, dsize, **kw)
+        out[0, 0, 0] ^= 1
+        if dst is None:
+            return out
+        dst[...] = out
+        return dst
+
+    monkeypatch.setattr(preprocess.cv2, "resize", rounds_otherwise)
+    img = _image(np.random.default_rng(6), 720, 1280)
+    pre = Preprocessor(ModelSpec(input_hw=(320, 320)))
+    tensor, _ = pre(img)
+    assert pre._sample_args is None
+    np.testing.assert_array_equal(
+        tensor, reference_tensor(img, (320, 320))
+    )  # reference uses the patched resize
+
+
+def test_read_only_frame(preprocess_backend):
+    """A frame over a buffer the source does not own (read-only) takes OpenCV's resize, same values."""
+    img = _image(np.random.default_rng(7), 720, 1280)
+    ro = img.copy()
+    ro.flags.writeable = False
+    pre = Preprocessor(ModelSpec(input_hw=(320, 320)))
+    np.testing.assert_array_equal(pre(ro)[0], reference_tensor(img, (320, 320)))
+    np.testing.assert_array_equal(pre(img)[0], reference_tensor(img, (320, 320)))

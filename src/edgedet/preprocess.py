@@ -8,6 +8,15 @@ output tensor, and the padding, which is the same on every frame of a given size
 frame size changes. The table lookup is one compiled loop over the resized image (numba, edgedet[fast]), or
 `cv2.split` + one `cv2.LUT` per plane without numba; both write the same values.
 
+With numba, a frame that is a whole multiple of the resized size in both directions (1280x720 or 1920x1080
+into 320x180, 1920x1080 into 640x360: the common camera modes) skips the scratch image: INTER_LINEAR at a
+whole factor k samples, per axis, the one centre pixel (k odd) or the two centre pixels with weight 1/2 each
+(k even), and OpenCV's fixed-point arithmetic then rounds the 2x2 sum as (a + b + c + d + 2) >> 2 (a pixel
+counted twice where k is odd). One compiled loop reads just those pixels and writes the planes. It is used
+where it is faster than OpenCV (an odd factor on both axes, or both factors 3 or more; OpenCV's 2x path is
+faster) and only after it has reproduced `cv2.resize` on a random frame of that size, so an OpenCV that
+rounds otherwise keeps OpenCV's resize.
+
 After an inference call the caches are cold (the model's weights and activations went through them), so each
 extra library call here costs tens of microseconds: one call for the three planes instead of four is most of
 what the compiled loop saves.
@@ -34,7 +43,7 @@ BACKENDS = ("auto", "numba", "opencv")
 
 
 def _to_planes(resized: Any, lut: Any, tensor: Any, top: int, left: int, c0: int, c1: int, c2: int) -> None:
-    """tensor[0, c, top + y, left + x] = lut[resized[y, x, (c0, c1, c2)[c]]] (compiled by `_planes_kernel`)."""
+    """tensor[0, c, top + y, left + x] = lut[resized[y, x, (c0, c1, c2)[c]]] (compiled by `_kernels`)."""
     rh, rw = resized.shape[0], resized.shape[1]
     for y in range(rh):
         for x in range(rw):
@@ -43,18 +52,67 @@ def _to_planes(resized: Any, lut: Any, tensor: Any, top: int, left: int, c0: int
             tensor[0, 2, top + y, left + x] = lut[resized[y, x, c2]]
 
 
-_planes: Any = None  # _to_planes compiled, once per process
+def _sample_to_planes(
+    img: Any, kx: int, ky: int, x0: int, x1: int, y0: int, y1: int,
+    lut: Any, tensor: Any, top: int, left: int, c0: int, c1: int, c2: int,
+) -> None:  # fmt: skip
+    """cv2.resize(INTER_LINEAR) by the whole factors (kx, ky) + `_to_planes`, in one pass over `img`: output
+    pixel (y, x) rounds the mean of rows ky*y + (y0, y1) x columns kx*x + (x0, x1) (the same tap twice on an
+    odd axis) as OpenCV does, (sum + 2) >> 2. Compiled by `_kernels`."""
+    rh, rw = img.shape[0] // ky, img.shape[1] // kx
+    if x0 == x1 and y0 == y1:  # odd factors: each output pixel is one input pixel
+        for y in range(rh):
+            row = img[ky * y + y0]
+            d0, d1, d2 = tensor[0, 0, top + y], tensor[0, 1, top + y], tensor[0, 2, top + y]
+            for x in range(rw):
+                a = kx * x + x0
+                d0[left + x] = lut[row[a, c0]]
+                d1[left + x] = lut[row[a, c1]]
+                d2[left + x] = lut[row[a, c2]]
+        return
+    for y in range(rh):
+        r0, r1 = img[ky * y + y0], img[ky * y + y1]
+        d0, d1, d2 = tensor[0, 0, top + y], tensor[0, 1, top + y], tensor[0, 2, top + y]
+        for x in range(rw):
+            a, b = kx * x + x0, kx * x + x1
+            d0[left + x] = lut[(np.int32(r0[a, c0]) + r0[b, c0] + r1[a, c0] + r1[b, c0] + 2) >> 2]
+            d1[left + x] = lut[(np.int32(r0[a, c1]) + r0[b, c1] + r1[a, c1] + r1[b, c1] + 2) >> 2]
+            d2[left + x] = lut[(np.int32(r0[a, c2]) + r0[b, c2] + r1[a, c2] + r1[b, c2] + 2) >> 2]
 
 
-def _planes_kernel() -> Any:
-    global _planes
-    if _planes is None:
-        kernel = _optional.numba_jit(_to_planes)
+_compiled: Any = None  # (_to_planes, _sample_to_planes) compiled, once per process
+
+
+def _kernels() -> Any:
+    global _compiled
+    if _compiled is None:
+        planes, sample = _optional.numba_jit(_to_planes), _optional.numba_jit(_sample_to_planes)
         # compile (or load numba's cache) now, with the argument types __call__ passes, not on a live frame
-        lut, tensor = np.zeros(256, np.float32), np.zeros((1, 3, 1, 1), np.float32)
-        kernel(np.zeros((1, 1, 3), np.uint8), lut, tensor, 0, 0, 2, 1, 0)
-        _planes = kernel
-    return _planes
+        lut, tensor, img = (
+            np.zeros(256, np.float32),
+            np.zeros((1, 3, 1, 1), np.float32),
+            np.zeros((1, 1, 3), np.uint8),
+        )
+        planes(img, lut, tensor, 0, 0, 2, 1, 0)
+        sample(img, 1, 1, 0, 0, 0, 0, lut, tensor, 0, 0, 2, 1, 0)
+        _compiled = planes, sample
+    return _compiled
+
+
+def _centre_taps(k: int) -> tuple[int, int]:
+    """The input pixels INTER_LINEAR reads, relative to k * x, for output x at a whole downscale factor k:
+    the source coordinate (x + 0.5) * k - 0.5 falls on pixel (k - 1) / 2 for odd k, halfway between k/2 - 1
+    and k/2 for even k."""
+    return ((k - 1) // 2, (k - 1) // 2) if k % 2 else (k // 2 - 1, k // 2)
+
+
+def _whole_factors(lb: Letterbox) -> tuple[int, int] | None:
+    """(kx, ky) where the compiled one-pass resize is used for this geometry (see the module docstring)."""
+    (h, w), (rh, rw) = lb.src_hw, lb.resized_hw
+    if h % rh or w % rw:
+        return None
+    kx, ky = w // rw, h // rh
+    return (kx, ky) if (kx % 2 and ky % 2) or min(kx, ky) >= 3 else None
 
 
 class Preprocessor:
@@ -78,7 +136,7 @@ class Preprocessor:
             covered=True,
             what="preprocess",
         )
-        self._kernel: Any = _planes_kernel() if self.backend == "numba" else None
+        self._kernels: Any = _kernels() if self.backend == "numba" else None
         h, w = spec.input_hw
         self._tensor = np.empty((1, 3, h, w), np.float32)
         # pixel -> pixel * scale, computed in float64 and rounded once; equals float32(p) / float32(255) for
@@ -89,6 +147,9 @@ class Preprocessor:
         self._geometry: Letterbox | None = None
         self._dsize: tuple[int, int] | None = None
         self._kernel_args: tuple[Any, ...] = ()
+        self._sample_args: tuple[Any, ...] | None = (
+            None  # the one-pass resize's, where it serves this geometry
+        )
         self._resized: npt.NDArray[np.uint8] = np.empty((0, 0, 3), np.uint8)
         self._planes: list[npt.NDArray[np.uint8]] = []
 
@@ -108,6 +169,23 @@ class Preprocessor:
         # Ultralytics skips the resize at the same size
         self._dsize = None if lb.resized_hw == lb.src_hw else (rw, rh)
         self._kernel_args = (self._lut, self._tensor, lb.pad_top, lb.pad_left, *self._src_channel)
+        self._sample_args = self._one_pass_args(lb) if self._kernels is not None else None
+
+    def _one_pass_args(self, lb: Letterbox) -> tuple[Any, ...] | None:
+        """`_sample_to_planes`' arguments after the image for this geometry, if it is a whole-factor one and the
+        kernel reproduces OpenCV's resize there (checked on a random frame once per frame size), else None."""
+        factors = _whole_factors(lb)
+        if factors is None:
+            return None
+        kx, ky = factors
+        args = (kx, ky, *_centre_taps(kx), *_centre_taps(ky), *self._kernel_args)
+        planes, sample = self._kernels
+        img = np.random.default_rng(0).integers(0, 256, (*lb.src_hw, 3), np.uint8)
+        resized = img if self._dsize is None else cv2.resize(img, self._dsize, interpolation=cv2.INTER_LINEAR)
+        expected, got = np.full_like(self._tensor, -1), np.full_like(self._tensor, -1)
+        planes(resized, self._lut, expected, *self._kernel_args[2:])
+        sample(img, *args[:6], self._lut, got, *self._kernel_args[2:])
+        return args if np.array_equal(expected, got) else None
 
     def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
         # (few lines a frame: after an inference call each one runs from a cold cache)
@@ -118,20 +196,24 @@ class Preprocessor:
                 f"preprocess expects an HxWx3 uint8 BGR image, got shape {img.shape} dtype {img.dtype}; "
                 "convert grey or RGBA frames with cv2.cvtColor first"
             )
-        if not img.flags.c_contiguous:
-            img = np.ascontiguousarray(img)  # crops and flips: OpenCV wants packed rows
+        flags = img.flags
+        if not flags.c_contiguous:
+            img = np.ascontiguousarray(img)  # crops and flips: OpenCV (and the kernels) want packed rows
         lb = self._geometry
         if lb is None or lb.src_hw != shape[:2]:
             lb = Letterbox.fit(
                 (int(shape[0]), int(shape[1])), self.spec.input_hw, keep_aspect=self.spec.letterbox
             )
             self._set_geometry(lb)
+        if self._sample_args is not None and flags.writeable:  # (numba compiles anew for a read-only array)
+            self._kernels[1](img, *self._sample_args)
+            return self._tensor, lb
         if self._dsize is None:
             np.copyto(self._resized, img)
         else:
             cv2.resize(img, self._dsize, self._resized, interpolation=cv2.INTER_LINEAR)
-        if self._kernel is not None:
-            self._kernel(self._resized, *self._kernel_args)
+        if self._kernels is not None:
+            self._kernels[0](self._resized, *self._kernel_args)
             return self._tensor, lb
         cv2.split(self._resized, self._planes)
         top, left = lb.pad_top, lb.pad_left
