@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 import edgedet.postprocess as postprocess
 import edgedet.preprocess as preprocess
@@ -76,6 +77,10 @@ def one_run(video: Path, model: Path, threads: int, frames: int) -> dict[str, fl
     summary = pipeline.run()
     assert summary.frames == frames and summary.detector_runs == frames, summary
     ms = {k: v.p50_ms for k, v in summary.latency.items()}
+    # per frame, then the median: the frame's own sum (a sum of medians can hide a frame's costs)
+    per_frame = {s: pipeline.timer.samples_ms(s) for s in (*STAGES, "frame", "infer")}
+    ms["overhead"] = float(np.median(sum(per_frame[s] for s in STAGES)))
+    ms["loop"] = float(np.median(per_frame["frame"] - per_frame["infer"]))
     ms["load"] = os.getloadavg()[0]
     return ms
 
@@ -119,8 +124,7 @@ def main() -> None:
     print(head + f" {'overhead':>8s} {'/infer':>7s} {'loop':>6s} {'/infer':>7s} {'load':>9s} target")
     for (size, path), runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        over = sum(med[s] for s in STAGES)
-        loop = med["frame"] - med["infer"]
+        over, loop = med["overhead"], med["loop"]
         loads = [r["load"] for r in runs]
         ratio = over / med["infer"]
         print(

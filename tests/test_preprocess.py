@@ -70,15 +70,15 @@ CASES = [
     ((2160, 3840), (640, 640), "RGB", True),  # 6x
 ]
 
-# (frame h, w), input, the factors the one-pass resize takes, or None where OpenCV resizes
+# (frame h, w), input, letterbox, the factors the one-pass resize takes (None: not whole, OpenCV resizes)
 WHOLE_FACTORS = [
     ((720, 1280), (320, 320), True, (4, 4)),
     ((1080, 1920), (640, 640), True, (3, 3)),
     ((1080, 1920), (320, 320), True, (6, 6)),
     ((640, 640), (640, 640), True, (1, 1)),
     ((720, 1280), (240, 320), False, (4, 3)),
-    ((720, 1280), (640, 640), True, None),  # 2x: OpenCV's own 2x path is faster
-    ((720, 1280), (360, 1280), False, None),  # 1x across, 2x down: OpenCV
+    ((720, 1280), (640, 640), True, (2, 2)),
+    ((720, 1280), (360, 1280), False, (1, 2)),  # 1x across, 2x down
     ((427, 640), (640, 640), True, (1, 1)),  # padding only
     ((427, 641), (640, 640), True, None),  # not whole
 ]
@@ -222,3 +222,38 @@ def test_read_only_frame(preprocess_backend):
     pre = Preprocessor(ModelSpec(input_hw=(320, 320)))
     np.testing.assert_array_equal(pre(ro)[0], reference_tensor(img, (320, 320)))
     np.testing.assert_array_equal(pre(img)[0], reference_tensor(img, (320, 320)))
+
+
+def test_frames_of_the_same_shape_in_every_layout(preprocess_backend):
+    """A frame of the last frame's shape takes the short path only when it is uint8, C-ordered and writable:
+    a flipped view, a read-only frame or a float frame of that shape between plain ones is still handled."""
+    rng = np.random.default_rng(8)
+    pre = Preprocessor(ModelSpec(input_hw=(320, 320)))
+    a, b = _image(rng, 720, 1280), _image(rng, 720, 1280)
+    ro = b.copy()
+    ro.flags.writeable = False
+    for frame in (a, b[:, ::-1], ro, a, b):
+        np.testing.assert_array_equal(
+            pre(frame)[0], reference_tensor(np.ascontiguousarray(frame), (320, 320))
+        )
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        pre(a.astype(np.float32))
+    np.testing.assert_array_equal(pre(list(a))[0], reference_tensor(a, (320, 320)))  # array-like
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kx=st.integers(1, 8),
+    ky=st.integers(1, 8),
+    rh=st.integers(8, 72),
+    rw=st.integers(8, 72),
+    rgb=st.booleans(),
+)
+def test_whole_factors_equal_opencv_exactly(kx, ky, rh, rw, rgb):
+    """Every pair of whole factors, odd and even, on small frames (stretched to the input: no padding)."""
+    img = _image(np.random.default_rng(kx * 100 + ky), ky * rh, kx * rw)
+    pre = Preprocessor(ModelSpec(input_hw=(rh, rw), letterbox=False, color="RGB" if rgb else "BGR"))
+    tensor, _ = pre(img)
+    np.testing.assert_array_equal(tensor, reference_tensor(img, (rh, rw), rgb=rgb, keep_aspect=False))
+    if pre.backend == "numba":  # (the autouse fixture runs both)
+        assert pre._sample_args is not None and pre._sample_args[:2] == (kx, ky)

@@ -126,9 +126,13 @@ def test_inputs_the_kernels_do_not_take_go_to_numpy() -> None:
     fast, slow = Postprocessor(spec, backend="numba"), Postprocessor(spec, backend="numpy")
     ro = out.copy()
     ro.flags.writeable = False
-    for odd in (out.astype(np.float16), np.asfortranarray(out), ro, out[:, ::2]):
+    for odd in (out.astype(np.float16), np.asfortranarray(out), ro, out[:, ::2], out.astype(np.float64)):
+        _same(fast([out], lb), slow([out], lb))  # primes the short path for this letterbox and head shape
+        assert fast._args_for is lb and fast._fits_shape == out.shape
         assert fast._kernel_input([odd]) is None
         _same(fast([odd], lb), slow([odd], lb))
+    with pytest.raises(Exception, match="need one 3-D output"):  # two outputs: the numpy path's error
+        fast([out, out], lb)
     with pytest.raises(Exception, match="carry 4 classes"):  # the numpy path's own error, not a kernel's
         fast([_head(rng, "yolov5", 10, 4, grid=False)], lb)
 

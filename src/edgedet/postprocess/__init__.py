@@ -24,6 +24,7 @@ __all__ = ["DECODERS", "Candidates", "PostprocessConfig", "Postprocessor", "deco
 DEFAULT_BACKEND = "auto"
 BACKENDS = ("auto", "numba", "numpy")
 
+_FLOAT32 = np.dtype(np.float32)
 _kernels: Any = None  # postprocess.kernels, imported and warmed by the first numba Postprocessor
 
 
@@ -113,7 +114,7 @@ class Postprocessor:
     def _kernel_input(self, outputs: Sequence[np.ndarray]) -> np.ndarray | None:
         """Image 0's head as the kernels take it (float32, C order, writable, the layout they decode), or
         None: then the numpy path decodes it, or raises its precise error for a head that does not fit.
-        (Few checks a frame: after an inference call every line of Python here runs from a cold cache.)"""
+        Sets what `__call__`'s short path checks (the head shape)."""
         if len(outputs) != 1:
             return None
         out = outputs[0]
@@ -143,6 +144,21 @@ class Postprocessor:
         )
 
     def __call__(self, outputs: Sequence[np.ndarray], letterbox: Letterbox) -> Detections:
+        # The compiled path's frame like the last one (the same Letterbox, one float32 head of the shape it
+        # took, C order, writable) goes straight to the kernel; the rest through _call_checked. (After an
+        # inference call every line here runs from a cold cache: each one costs microseconds.)
+        if letterbox is self._args_for and len(outputs) == 1:
+            out = outputs[0]
+            if (
+                type(out) is np.ndarray
+                and out.shape == self._fits_shape
+                and out.dtype is _FLOAT32
+                and out.flags.carray
+            ):
+                return Detections.unchecked(*self._kernel(out[0], self._conf32, self._args))
+        return self._call_checked(outputs, letterbox)
+
+    def _call_checked(self, outputs: Sequence[np.ndarray], letterbox: Letterbox) -> Detections:
         c = self.config
         x = self._kernel_input(outputs) if self._kernel is not None else None
         if x is not None:
