@@ -12,8 +12,8 @@ With numba, a frame that is a whole multiple of the resized size on both axes (1
 320x180 or 640x360, 640x360 into 640: the common camera modes) skips the scratch image: INTER_LINEAR at a whole
 factor k samples, per axis, the one centre pixel (k odd) or the two centre pixels with weight 1/2 each (k
 even), and OpenCV's fixed-point arithmetic then rounds the 2x2 sum as (a + b + c + d + 2) >> 2 (a pixel counted
-twice where k is odd). One compiled loop reads just those pixels and writes the planes (1.3-1.7x faster than
-OpenCV's resize + the planes loop after an inference call, 2x included). It is used only after it has
+twice where k is odd). One compiled loop reads just those pixels and writes the planes (1.3-2x faster than
+OpenCV's resize + the planes loop after an inference call, 1x to 6x measured). It is used only after it has
 reproduced `cv2.resize` on a random frame of that size, so an OpenCV that rounds otherwise keeps OpenCV's
 resize.
 
