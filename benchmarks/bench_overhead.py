@@ -7,11 +7,11 @@ video made from the 128 coco128 images (written once to a temporary folder with 
 looped to `--frames`), so each frame comes out of the decoder just before it is preprocessed, as from a camera
 or a file, and every stage after `infer` starts from the caches the inference call left. The YOLOv5n
 references at 320 and 640, ONNX Runtime on the CPU at `--threads` (1: what `run`'s core budget picks on two
-cores). From the run's own stage timer, p50 ms:
+cores). From the run's own stage timer, per-frame medians, ms:
 
-- overhead = preprocess + postprocess + track + sinks: everything the loop does for a frame besides capture
-  (decoding the video) and infer. Target: <= 5% of infer at 320.
-- loop = frame p50 - infer p50: the whole frame after capture, the loop's own bookkeeping included.
+- overhead = preprocess + postprocess + track + sinks, summed per frame: everything the loop does for a frame
+  besides capture (decoding the video) and infer. Target: <= 5% of infer at 320.
+- loop = frame - infer, per frame: the whole frame after capture, the loop's own bookkeeping included.
 
 `--video PATH` runs on that video instead (e.g. ../shared/data/video/people_indoor_640x368.mp4: a smaller
 frame, so less to resize). `--paths`: numba (edgedet[fast]: the compiled preprocess, postprocess and tracker) and numpy (OpenCV + numpy,

@@ -44,23 +44,15 @@ DEFAULT_BACKEND = "auto"
 BACKENDS = ("auto", "numba", "opencv")
 
 
-def _to_planes(resized: Any, lut: Any, tensor: Any, top: int, left: int, c0: int, c1: int, c2: int) -> None:
-    """tensor[0, c, top + y, left + x] = lut[resized[y, x, (c0, c1, c2)[c]]] (compiled by `_kernels`)."""
-    rh, rw = resized.shape[0], resized.shape[1]
-    for y in range(rh):
-        for x in range(rw):
-            tensor[0, 0, top + y, left + x] = lut[resized[y, x, c0]]
-            tensor[0, 1, top + y, left + x] = lut[resized[y, x, c1]]
-            tensor[0, 2, top + y, left + x] = lut[resized[y, x, c2]]
-
-
 def _sample_to_planes(
     img: Any, kx: int, ky: int, x0: int, x1: int, y0: int, y1: int,
     lut: Any, tensor: Any, top: int, left: int, c0: int, c1: int, c2: int,
 ) -> None:  # fmt: skip
-    """cv2.resize(INTER_LINEAR) by the whole factors (kx, ky) + `_to_planes`, in one pass over `img`: output
-    pixel (y, x) rounds the sum of rows ky*y + (y0, y1) x columns kx*x + (x0, x1) (the same tap twice on an
-    odd axis) as OpenCV does, (sum + 2) >> 2. Compiled by `_kernels`.
+    """cv2.resize(INTER_LINEAR) by the whole factors (kx, ky), then the planes, in one pass over `img`:
+    tensor[0, c, top + y, left + x] = lut[p] for p the channel (c0, c1, c2)[c] of output pixel (y, x), which
+    rounds the sum of rows ky*y + (y0, y1) x columns kx*x + (x0, x1) (the same tap twice on an odd axis) as
+    OpenCV does, (sum + 2) >> 2. Factors 1 (taps 0, 0) only write the planes of an already resized image.
+    Compiled by `_kernel`.
 
     Written for the compiler: rows as flat byte arrays indexed with unsigned offsets (no negative-index
     wrap-around to test), and the two rows' sum first, in a loop over contiguous bytes that vectorises, so
@@ -102,22 +94,21 @@ def _sample_to_planes(
             b += step
 
 
-_compiled: Any = None  # (_to_planes, _sample_to_planes) compiled, once per process
+#: `_sample_to_planes`' factors and taps for an image already at the resized size
+_PLANES_ONLY = (1, 1, 0, 0, 0, 0)
 
 
-def _kernels() -> Any:
+_compiled: Any = None  # _sample_to_planes compiled, once per process
+
+
+def _kernel() -> Any:
     global _compiled
     if _compiled is None:
-        planes, sample = _optional.numba_jit(_to_planes), _optional.numba_jit(_sample_to_planes)
+        kernel = _optional.numba_jit(_sample_to_planes)
         # compile (or load numba's cache) now, with the argument types __call__ passes, not on a live frame
-        lut, tensor, img = (
-            np.zeros(256, np.float32),
-            np.zeros((1, 3, 1, 1), np.float32),
-            np.zeros((1, 1, 3), np.uint8),
-        )
-        planes(img, lut, tensor, 0, 0, 2, 1, 0)
-        sample(img, 1, 1, 0, 0, 0, 0, lut, tensor, 0, 0, 2, 1, 0)
-        _compiled = planes, sample
+        lut, tensor = np.zeros(256, np.float32), np.zeros((1, 3, 1, 1), np.float32)
+        kernel(np.zeros((1, 1, 3), np.uint8), *_PLANES_ONLY, lut, tensor, 0, 0, 2, 1, 0)
+        _compiled = kernel
     return _compiled
 
 
@@ -158,7 +149,7 @@ class Preprocessor:
             covered=True,
             what="preprocess",
         )
-        self._kernels: Any = _kernels() if self.backend == "numba" else None
+        self._kernel: Any = _kernel() if self.backend == "numba" else None
         h, w = spec.input_hw
         self._tensor = np.empty((1, 3, h, w), np.float32)
         # pixel -> pixel * scale, computed in float64 and rounded once; equals float32(p) / float32(255) for
@@ -168,10 +159,9 @@ class Preprocessor:
         self._src_channel = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
         self._geometry: Letterbox | None = None
         self._dsize: tuple[int, int] | None = None
-        self._kernel_args: tuple[Any, ...] = ()
-        self._sample_args: tuple[Any, ...] | None = (
-            None  # the one-pass resize's, where it serves this geometry
-        )
+        self._kernel_args: tuple[Any, ...] = ()  # after the image: the planes of the resized image
+        # after the image: the one-pass resize's, where it serves this geometry
+        self._sample_args: tuple[Any, ...] | None = None
         self._resized: npt.NDArray[np.uint8] = np.empty((0, 0, 3), np.uint8)
         self._planes: list[npt.NDArray[np.uint8]] = []
         self._last_shape: tuple[int, ...] | None = None  # of the last frame, once checked
@@ -191,8 +181,15 @@ class Preprocessor:
         self._geometry = lb
         # Ultralytics skips the resize at the same size
         self._dsize = None if lb.resized_hw == lb.src_hw else (rw, rh)
-        self._kernel_args = (self._lut, self._tensor, lb.pad_top, lb.pad_left, *self._src_channel)
-        self._sample_args = self._one_pass_args(lb) if self._kernels is not None else None
+        self._kernel_args = (
+            *_PLANES_ONLY,
+            self._lut,
+            self._tensor,
+            lb.pad_top,
+            lb.pad_left,
+            *self._src_channel,
+        )
+        self._sample_args = self._one_pass_args(lb) if self._kernel is not None else None
 
     def _one_pass_args(self, lb: Letterbox) -> tuple[Any, ...] | None:
         """`_sample_to_planes`' arguments after the image for this geometry, if it is a whole-factor one and the
@@ -201,13 +198,13 @@ class Preprocessor:
         if factors is None:
             return None
         kx, ky = factors
-        args = (kx, ky, *_centre_taps(kx), *_centre_taps(ky), *self._kernel_args)
-        planes, sample = self._kernels
+        tensor_args = self._kernel_args[len(_PLANES_ONLY) :]
+        args = (kx, ky, *_centre_taps(kx), *_centre_taps(ky), *tensor_args)
         img = np.random.default_rng(0).integers(0, 256, (*lb.src_hw, 3), np.uint8)
         resized = img if self._dsize is None else cv2.resize(img, self._dsize, interpolation=cv2.INTER_LINEAR)
         expected, got = np.full_like(self._tensor, -1), np.full_like(self._tensor, -1)
-        planes(resized, self._lut, expected, *self._kernel_args[2:])
-        sample(img, *args[:6], self._lut, got, *self._kernel_args[2:])
+        self._kernel(resized, *_PLANES_ONLY, self._lut, expected, *tensor_args[2:])
+        self._kernel(img, *args[:6], self._lut, got, *tensor_args[2:])
         return args if np.array_equal(expected, got) else None
 
     def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
@@ -223,7 +220,7 @@ class Preprocessor:
         ):
             if self._sample_args is None:
                 return self._fill(img)
-            self._kernels[1](img, *self._sample_args)
+            self._kernel(img, *self._sample_args)
             return self._tensor, self._geometry  # type: ignore[return-value]  # set with _last_shape
         return self._call_checked(image_bgr)
 
@@ -244,25 +241,22 @@ class Preprocessor:
             )
             self._set_geometry(lb)
         self._last_shape = shape  # the next frame of this shape takes __call__'s short path
-        if self._sample_args is not None and not img.flags.writeable:  # (numba compiles anew for read-only)
-            return self._fill(img, one_pass=False)
+        if self._sample_args is not None and img.flags.writeable:  # (numba compiles anew for read-only)
+            self._kernel(img, *self._sample_args)
+            return self._tensor, lb
         return self._fill(img)
 
-    def _fill(
-        self, img: npt.NDArray[np.uint8], one_pass: bool = True
-    ) -> tuple[npt.NDArray[np.float32], Letterbox]:
-        """The tensor for `img`, a C-ordered uint8 BGR frame of the current geometry's size."""
+    def _fill(self, img: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
+        """The tensor for `img`, a C-ordered uint8 BGR frame of the current geometry's size, through OpenCV's
+        resize."""
         lb = self._geometry
         assert lb is not None  # set by _call_checked before any frame reaches here
-        if self._sample_args is not None and one_pass:
-            self._kernels[1](img, *self._sample_args)
-            return self._tensor, lb
         if self._dsize is None:
             np.copyto(self._resized, img)
         else:
             cv2.resize(img, self._dsize, self._resized, interpolation=cv2.INTER_LINEAR)
-        if self._kernels is not None:
-            self._kernels[0](self._resized, *self._kernel_args)
+        if self._kernel is not None:
+            self._kernel(self._resized, *self._kernel_args)
             return self._tensor, lb
         cv2.split(self._resized, self._planes)
         top, left = lb.pad_top, lb.pad_left
